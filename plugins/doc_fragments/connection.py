@@ -1,0 +1,70 @@
+# Copyright: regops.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # The shared connection options of every module, lookup and inventory plugin.
+    DOCUMENTATION = r"""
+options:
+  registry:
+    description:
+      - The registry, as C(host[:port]) or a URL.
+      - Without a scheme, HTTPS is used. Plain HTTP only when the URL says C(http://).
+      - A URL path is kept as a base path for every request (for registries served under a prefix).
+      - C(docker.io) (and its aliases) means Docker Hub.
+    type: str
+    required: true
+  username:
+    description:
+      - Username for Basic authentication and for the Bearer token flow.
+      - When neither O(username) nor O(token) is given, credentials come from O(docker_config).
+    type: str
+  password:
+    description:
+      - Password (or access token used as a password) for O(username).
+    type: str
+  token:
+    description:
+      - A pre-issued bearer token, sent as is.
+    type: str
+  docker_config:
+    description:
+      - Path of a Docker C(config.json) (C(auths) with C(auth), C(identitytoken), C(registrytoken);
+        C(credsStore) and C(credHelpers) through C(docker-credential-<name> get)).
+      - Defaults to C($DOCKER_CONFIG/config.json), else C(~/.docker/config.json). A missing file means anonymous access.
+    type: path
+  validate_certs:
+    description:
+      - Verify the registry's TLS certificate. Turning this off prints a warning.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - A CA bundle (PEM) to verify the registry's certificate with.
+    type: path
+  client_cert:
+    description:
+      - Client certificate (PEM) for mutual TLS.
+    type: path
+  client_key:
+    description:
+      - Key of O(client_cert), when not in the same file.
+    type: path
+  timeout:
+    description:
+      - Per-request timeout in seconds (connect and read).
+    type: float
+    default: 60
+  retries:
+    description:
+      - How many times a request that is safe to repeat is retried after a connection error,
+        HTTP 429 (honouring C(Retry-After)), 500 (reads only), 502, 503 or 504, with exponential backoff.
+    type: int
+    default: 3
+requirements:
+  - requests >= 2.25 (on the host that runs the module, usually the controller)
+notes:
+  - Credentials are never logged and never returned; C(Authorization) is not forwarded to another host on a redirect.
+"""

@@ -1,0 +1,867 @@
+# Copyright: regops.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The V2/OCI registry client: the only place in the collection that speaks HTTP.
+
+One pooled ``requests`` session per registry; authentication (anonymous, Basic, Bearer challenge
+flow with a per-scope token cache, pre-issued tokens); retries with backoff for requests that are
+safe to repeat; redirects followed by hand so that ``Authorization`` never leaves the registry's
+origin; pagination by ``Link``; digests verified on everything read.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import quote, urljoin, urlsplit
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module layer
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = exc
+    HTTPAdapter = object
+
+from ansible_collections.regops.registry.plugins.module_utils import auth as _auth
+from ansible_collections.regops.registry.plugins.module_utils.errors import (
+    MAX_ERROR_BODY,
+    RegistryError,
+    describe_errors,
+    parse_error_body,
+)
+from ansible_collections.regops.registry.plugins.module_utils.reference import (
+    MANIFEST_ACCEPT,
+    RegistryLocation,
+    bare_media_type,
+    compute_digest,
+    DigestHasher,
+)
+
+USER_AGENT = "regops.registry/0.1.0"
+MAX_MANIFEST_SIZE = 4 << 20
+MAX_CONFIG_SIZE = 16 << 20
+MAX_REDIRECTS = 10
+MAX_PAGES = 10000
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+STREAM_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ManifestHead:
+    """What a manifest HEAD tells: enough to compare digests without downloading."""
+
+    digest: str
+    media_type: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as stored: the exact bytes (for byte-exact copies), parsed JSON and its digest."""
+
+    digest: str
+    media_type: str
+    raw: bytes
+    data: dict
+
+
+class _PoolAdapter(HTTPAdapter):
+    """HTTPAdapter with a large socket write block: uploads stream 1 MiB at a time, not 16 KiB."""
+
+    def init_poolmanager(self, *args, **kwargs):  # pragma: no cover - thin glue
+        kwargs.setdefault("blocksize", STREAM_CHUNK)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, f"{(parts.hostname or '').lower()}:{port}"
+
+
+def parse_link_next(values: Iterable[str]) -> str | None:
+    """The target of ``rel=next`` in one or more ``Link`` header values (quoted or not)."""
+    for value in values:
+        for match in re.finditer(r"<([^>]*)>([^<]*)", value):
+            params = match.group(2)
+            rel = re.search(r"""rel\s*=\s*"?([^";,]+(?:\s[^";,]+)*)"?""", params, re.I)
+            if rel and "next" in rel.group(1).lower().split():
+                return match.group(1)
+    return None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+def header_values(response, name: str) -> list[str]:
+    """Every value of a header, unmerged where urllib3 kept them apart (WWW-Authenticate, Link)."""
+    raw = getattr(response, "raw", None)
+    headers = getattr(raw, "headers", None)
+    getlist = getattr(headers, "getlist", None)
+    if getlist is not None:
+        values = getlist(name)
+        if values:
+            return list(values)
+    value = response.headers.get(name)
+    return [value] if value else []
+
+
+class RegistryClient:
+    """A client for one registry. Thread-safe: module code runs many requests concurrently."""
+
+    def __init__(
+        self,
+        location: RegistryLocation,
+        credentials: _auth.Credentials,
+        *,
+        validate_certs: bool = True,
+        ca_path: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        pool_size: int = 16,
+        backoff: float = 0.5,
+        warn: Callable[[str], None] | None = None,
+        session: Any = None,
+    ) -> None:
+        self.location = location
+        self.credentials = credentials
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self._warn = warn or (lambda msg: None)
+        self._warned: set[str] = set()
+        self._tokens = _auth.TokenCache()
+        self._lock = threading.Lock()
+        self._challenge: _auth.Challenge | None = None
+        self._pinged = False
+        self._ping_lock = threading.Lock()
+        self.stats = {"requests": 0, "token_requests": 0}
+        self._stats_lock = threading.Lock()
+        self._secrets = [s for s in (credentials.password, credentials.bearer_token,
+                                     credentials.identity_token, credentials.registry_token) if s]
+
+        if session is None:
+            session = requests.Session()
+            adapter = _PoolAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        # trust_env would re-apply ~/.netrc credentials to any host (including redirect targets)
+        # and let REQUESTS_CA_BUNDLE override ca_path; proxies are read per request instead.
+        session.trust_env = False
+        session.headers["User-Agent"] = USER_AGENT
+        session.verify = ca_path if (validate_certs and ca_path) else bool(validate_certs)
+        if client_cert:
+            session.cert = (client_cert, client_key) if client_key else client_cert
+        self.session = session
+        self.origin = _origin(location.base_url)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def warn(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self._warn(message)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def redact(self, text: str) -> str:
+        return _auth.redact(text, self._secrets)
+
+    def url(self, path: str) -> str:
+        """An API path (``/v2/...``) under the registry's base URL, or an absolute URL as is."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.location.url(path)
+
+    def _count(self, key: str) -> None:
+        with self._stats_lock:
+            self.stats[key] = self.stats.get(key, 0) + 1
+
+    def _proxies(self, url: str) -> dict:
+        return requests.utils.get_environ_proxies(url)
+
+    def _send(self, method: str, url: str, headers: dict, body: Any, stream: bool, timeout: float | None):
+        self._count("requests")
+        return self.session.request(
+            method, url, headers=headers, data=body, stream=stream, allow_redirects=False,
+            timeout=(min(self.timeout, 30.0), timeout or self.timeout), proxies=self._proxies(url),
+        )
+
+    def _sleep_before_retry(self, attempt: int, response=None) -> None:
+        delay = None
+        if response is not None:
+            delay = parse_retry_after(response.headers.get("Retry-After"))
+        if delay is None:
+            delay = self.backoff * (2 ** attempt) * (0.5 + random.random() / 2)
+        time.sleep(min(delay, 60.0))
+
+    def _error(self, response, operation: str, method: str, url: str, message: str | None = None) -> RegistryError:
+        try:
+            text = response.raw.read(MAX_ERROR_BODY, decode_content=True).decode("utf-8", "replace") if response.raw else ""
+        except Exception:  # noqa: BLE001 - the error body is a courtesy, never a second failure
+            text = ""
+        if not text:
+            try:
+                text = response.text[:MAX_ERROR_BODY]
+            except Exception:  # noqa: BLE001
+                text = ""
+        errors = parse_error_body(text)
+        msg = message or describe_errors(errors, response.status_code, text if not errors else None)
+        return RegistryError(self.redact(msg), operation=operation, method=method, url=_auth.redact_url(url),
+                             status=response.status_code, errors=errors,
+                             body=self.redact(text[:2000]) if not errors else None)
+
+    # ------------------------------------------------------------------ auth
+
+    def _auth_header(self, scopes: list[_auth.Scope]) -> str | None:
+        creds = self.credentials
+        if creds.bearer_token:
+            return f"Bearer {creds.bearer_token}"
+        if creds.registry_token:
+            return f"Bearer {creds.registry_token}"
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            return creds.basic_header()
+        if challenge.scheme == "bearer":
+            token = self._bearer_token(challenge, scopes)
+            return f"Bearer {token}" if token else None
+        return None
+
+    def _token_key(self, challenge: _auth.Challenge, scopes: list[_auth.Scope]):
+        return (challenge.params.get("realm", ""), challenge.params.get("service", ""),
+                frozenset(str(s) for s in scopes), self.credentials.identity)
+
+    def _bearer_token(self, challenge: _auth.Challenge, scopes: list[_auth.Scope], force: bool = False) -> str | None:
+        key = self._token_key(challenge, scopes)
+        now = time.time()
+        if not force:
+            cached = self._tokens.covering(key[0], key[1], key[3], scopes, now)
+            if cached:
+                return cached
+        with self._tokens.lock_for(key):
+            if not force:
+                cached = self._tokens.get(key, time.time())
+                if cached:
+                    return cached
+            token, expires_at = self._fetch_token(challenge, scopes)
+            self._tokens.put(key, token, expires_at)
+            return token
+
+    def _fetch_token(self, challenge: _auth.Challenge, scopes: list[_auth.Scope]) -> tuple[str, float]:
+        realm = challenge.params.get("realm", "")
+        _auth.validate_realm(realm, self.location.scheme, self.location.api_host)
+        treq = _auth.build_token_request(challenge, scopes, self.credentials,
+                                         registry_scheme=self.location.scheme, registry_host=self.location.api_host)
+        response = self._token_call(treq)
+        if response.status_code == 404 and treq.method == "POST":
+            fallback = _auth.fallback_to_get(treq, self.credentials)
+            if fallback is not None:
+                response = self._token_call(fallback)
+        who = self._who()
+        if response.status_code in (401, 403):
+            raise RegistryError(
+                f"the token server refused the credentials of {who}",
+                operation="authentication", method="GET", url=_auth.redact_url(realm), status=response.status_code)
+        if response.status_code != 200:
+            raise self._error(response, "authentication", treq.method, realm, None)
+        try:
+            payload = response.json()
+        except ValueError:
+            raise RegistryError("the token server answered something that is not JSON", operation="authentication",
+                                method=treq.method, url=_auth.redact_url(realm), status=response.status_code) from None
+        try:
+            return _auth.parse_token_response(payload, time.time())
+        except _auth.AuthError as exc:
+            raise RegistryError(self.redact(str(exc)), operation="authentication", method=treq.method,
+                                url=_auth.redact_url(realm), status=response.status_code) from None
+
+    def _token_call(self, treq: _auth.TokenRequest):
+        headers = {"Accept": "application/json"}
+        if treq.use_basic:
+            basic = self.credentials.basic_header()
+            if basic:
+                headers["Authorization"] = basic
+        self._count("token_requests")
+        for attempt in range(self.retries + 1):
+            try:
+                response = self.session.request(
+                    treq.method, treq.url, params=treq.params or None, data=treq.data, headers=headers,
+                    allow_redirects=False, timeout=(min(self.timeout, 30.0), self.timeout),
+                    proxies=self._proxies(treq.url))
+            except requests.exceptions.SSLError as exc:
+                raise RegistryError(f"TLS verification of the token server failed: {self._tls_hint(exc)}",
+                                    operation="authentication", url=_auth.redact_url(treq.url)) from None
+            except requests.exceptions.RequestException as exc:
+                if attempt < self.retries:
+                    self._sleep_before_retry(attempt)
+                    continue
+                raise RegistryError(f"cannot reach the token server: {self.redact(type(exc).__name__)}",
+                                    operation="authentication", url=_auth.redact_url(treq.url)) from None
+            if response.status_code in RETRYABLE_STATUS and attempt < self.retries:
+                self._sleep_before_retry(attempt, response)
+                continue
+            return response
+        return response  # pragma: no cover
+
+    def _who(self) -> str:
+        creds = self.credentials
+        if creds.username:
+            return f"user '{creds.username}' ({creds.source})"
+        return creds.source or "anonymous"
+
+    def _learn_challenge(self, response) -> _auth.Challenge | None:
+        challenges = _auth.parse_challenges(header_values(response, "WWW-Authenticate"))
+        chosen = _auth.choose_challenge(challenges)
+        if chosen is not None:
+            with self._lock:
+                self._challenge = chosen
+        return chosen
+
+    def _tls_hint(self, exc: Exception) -> str:
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return ("certificate verify failed (the registry's certificate is not trusted: give its CA with ca_path, "
+                    "or set validate_certs: false)")
+        return self.redact(text.splitlines()[0][:300] if text else type(exc).__name__)
+
+    def ping(self) -> int:
+        """``GET /v2/``: learns the auth scheme once; refuses what is not a V2 registry (EP-01)."""
+        url = self.url("/v2/")
+        response = self._raw("GET", url, {}, None, False, "contacting the registry", retry_safe=True)
+        response.close()
+        if response.status_code == 401:
+            self._learn_challenge(response)
+        elif response.status_code == 404:
+            raise RegistryError(f"{_auth.redact_url(url)} is not a Docker Registry V2 / OCI distribution endpoint",
+                                operation="contacting the registry", method="GET", url=_auth.redact_url(url), status=404)
+        elif response.status_code >= 400 and response.status_code != 401:
+            raise self._error(response, "contacting the registry", "GET", url)
+        self._pinged = True
+        return response.status_code
+
+    def _ensure_pinged(self) -> None:
+        if self._pinged:
+            return
+        with self._ping_lock:
+            if not self._pinged:
+                self.ping()
+
+    def _raw(self, method, url, headers, body, stream, operation, retry_safe, timeout=None):
+        """One logical send with retries for transport errors and retryable statuses."""
+        attempt = 0
+        while True:
+            try:
+                response = self._send(method, url, headers, body, stream, timeout)
+            except requests.exceptions.SSLError as exc:
+                raise RegistryError(f"TLS error talking to {self.location.host}: {self._tls_hint(exc)}",
+                                    operation=operation, method=method, url=_auth.redact_url(url)) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                if retry_safe and attempt < self.retries and self._rewind(body):
+                    self._sleep_before_retry(attempt)
+                    attempt += 1
+                    continue
+                kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "connection failed"
+                raise RegistryError(f"cannot reach the registry at {self.location.host}: {kind}",
+                                    operation=operation, method=method, url=_auth.redact_url(url)) from None
+            status = response.status_code
+            if retry_safe and attempt < self.retries and (
+                    status in RETRYABLE_STATUS or (status == 500 and method in ("GET", "HEAD"))) and self._rewind(body):
+                response.close()
+                self._sleep_before_retry(attempt, response)
+                attempt += 1
+                continue
+            return response
+
+    @staticmethod
+    def _rewind(body) -> bool:
+        """Only bodies that can be sent again make a request repeatable."""
+        if body is None or isinstance(body, (bytes, str)):
+            return True
+        seek = getattr(body, "seek", None)
+        if seek is None:
+            return False
+        try:
+            seek(0)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: list[_auth.Scope],
+        operation: str,
+        headers: dict | None = None,
+        body: Any = None,
+        stream: bool = False,
+        ok: Iterable[int] = (200,),
+        retry_safe: bool | None = None,
+        follow_redirects: bool = True,
+        accept_status: Iterable[int] = (),
+        timeout: float | None = None,
+    ):
+        """Send one registry request with auth, retries and safe redirects.
+
+        Returns the response when its status is in ``ok`` or ``accept_status`` (the caller then
+        decides), raises ``RegistryError`` otherwise.
+        """
+        self._ensure_pinged()
+        ok = set(ok) | set(accept_status)
+        if retry_safe is None:
+            retry_safe = method in ("GET", "HEAD", "DELETE")
+        url = self.url(path)
+        base_headers = dict(headers or {})
+        tried_scopes: set[frozenset] = set()
+        refreshed = False
+        hops = 0
+        while True:
+            send_headers = dict(base_headers)
+            same_origin = _origin(url) == self.origin
+            if same_origin:
+                auth_value = self._auth_header(scopes)
+                if auth_value:
+                    send_headers["Authorization"] = auth_value
+            response = self._raw(method, url, send_headers, body, stream, operation, retry_safe, timeout)
+            status = response.status_code
+
+            if status == 401 and same_origin:
+                response.close()
+                scopes, refreshed = self._after_401(response, scopes, tried_scopes, refreshed, operation, method, url)
+                if not self._rewind(body):
+                    raise RegistryError("authentication was required after the request body was sent",
+                                        operation=operation, method=method, url=_auth.redact_url(url), status=401)
+                continue
+
+            if status in (301, 302, 303, 307, 308) and follow_redirects and status not in ok:
+                location = response.headers.get("Location")
+                response.close()
+                if not location:
+                    raise RegistryError("redirect without a Location", operation=operation, method=method,
+                                        url=_auth.redact_url(url), status=status)
+                hops += 1
+                if hops > MAX_REDIRECTS:
+                    raise RegistryError("too many redirects", operation=operation, method=method,
+                                        url=_auth.redact_url(url), status=status)
+                target = urljoin(url, location)
+                if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
+                    raise RegistryError("refusing a redirect from https to plain http", operation=operation,
+                                        method=method, url=_auth.redact_url(url), status=status)
+                if status == 303:
+                    method, body = "GET", None
+                elif body is not None and not self._rewind(body):
+                    raise RegistryError("cannot follow a redirect after streaming the request body",
+                                        operation=operation, method=method, url=_auth.redact_url(url), status=status)
+                url = target
+                continue
+
+            if status in ok:
+                return response
+            error = self._error(response, operation, method, url)
+            response.close()
+            raise error
+
+    def _after_401(self, response, scopes, tried_scopes, refreshed, operation, method, url):
+        """Decide what to do after a 401: learn/merge the challenge, refresh a token once, or stop."""
+        challenge = self._learn_challenge(response)
+        creds = self.credentials
+        if challenge is None:
+            raise RegistryError("the registry requires authentication but sent no usable challenge",
+                                operation=operation, method=method, url=_auth.redact_url(url), status=401)
+        if challenge.scheme == "basic":
+            if not creds.basic_header():
+                raise RegistryError(f"the registry requires a username and password; none was found ({creds.source})",
+                                    operation=operation, method=method, url=_auth.redact_url(url), status=401)
+            key = frozenset({"basic"})
+            if key in tried_scopes:
+                raise RegistryError(f"the registry refused the credentials of {self._who()}",
+                                    operation=operation, method=method, url=_auth.redact_url(url), status=401)
+            tried_scopes.add(key)
+            return scopes, refreshed
+        if creds.bearer_token or creds.registry_token:
+            raise RegistryError(f"the registry refused the pre-issued token ({creds.source})",
+                                operation=operation, method=method, url=_auth.redact_url(url), status=401)
+        wanted = _auth.merge_scopes(scopes, _auth.parse_scope_param(challenge.params.get("scope", "")))
+        key = frozenset(str(s) for s in wanted)
+        error_kind = challenge.params.get("error", "")
+        if key in tried_scopes:
+            if error_kind == "invalid_token" and not refreshed:
+                self._bearer_token(challenge, wanted, force=True)
+                return wanted, True
+            needed = ", ".join(str(s) for s in wanted) or "access"
+            raise RegistryError(f"the credential of {self._who()} lacks the permission needed ({needed})",
+                                operation=operation, method=method, url=_auth.redact_url(url), status=401)
+        tried_scopes.add(key)
+        if error_kind == "invalid_token":
+            self._bearer_token(challenge, wanted, force=True)
+            refreshed = True
+        return wanted, refreshed
+
+    # ------------------------------------------------------------------ scopes
+
+    @staticmethod
+    def pull(repository: str) -> list[_auth.Scope]:
+        return [_auth.Scope.repository(repository, "pull")]
+
+    @staticmethod
+    def push(repository: str) -> list[_auth.Scope]:
+        return [_auth.Scope.repository(repository, "pull", "push")]
+
+    @staticmethod
+    def delete_scope(repository: str) -> list[_auth.Scope]:
+        return [_auth.Scope.repository(repository, "delete")]
+
+    # ------------------------------------------------------------------ listing
+
+    def _paginate(self, path: str, key: str, scopes, operation: str, page_size: int | None) -> list[str]:
+        """Follow ``Link: rel=next`` until it stops, with guards against broken servers (EP-02..07)."""
+        items: list[str] = []
+        seen_urls: set[str] = set()
+        url = self.url(path) + (f"?n={page_size}" if page_size else "")
+        pages = 0
+        retried_without_n = False
+        while url:
+            if url in seen_urls:
+                self.warn(f"{operation}: the registry repeated a pagination link; stopping")
+                break
+            seen_urls.add(url)
+            pages += 1
+            if pages > MAX_PAGES:
+                self.warn(f"{operation}: more than {MAX_PAGES} pages; stopping")
+                break
+            try:
+                response = self.request("GET", url, scopes=scopes, operation=operation,
+                                        headers={"Accept": "application/json"})
+            except RegistryError as exc:
+                if page_size and not retried_without_n and exc.status in (400, 405) and (
+                        exc.has_code("PAGINATION_NUMBER_INVALID", "UNSUPPORTED")):
+                    retried_without_n = True
+                    self.warn(f"{operation}: the registry refused page_size {page_size}; using its default")
+                    url = self.url(path)
+                    seen_urls.clear()
+                    continue
+                raise
+            try:
+                data = response.json()
+            except ValueError:
+                raise RegistryError("the registry answered something that is not JSON", operation=operation,
+                                    method="GET", url=_auth.redact_url(url), status=response.status_code) from None
+            page = (data or {}).get(key) or []
+            if not isinstance(page, list):
+                raise RegistryError(f"unexpected answer: '{key}' is not a list", operation=operation,
+                                    method="GET", url=_auth.redact_url(url), status=response.status_code)
+            items.extend(str(x) for x in page)
+            nxt = parse_link_next(header_values(response, "Link"))
+            if nxt and not page:
+                self.warn(f"{operation}: the registry sent an empty page with a next link; stopping")
+                break
+            url = urljoin(response.url or url, nxt) if nxt else None
+        return items
+
+    def catalog(self, page_size: int | None = None) -> list[str]:
+        scopes = [_auth.Scope("registry", "catalog", ("*",))]
+        try:
+            repos = self._paginate("/v2/_catalog", "repositories", scopes, "listing the catalog", page_size)
+        except RegistryError as exc:
+            if exc.status in (401, 403, 404, 405):
+                raise RegistryError(
+                    "the catalog is not offered by this registry (or not to this credential); "
+                    "name repositories explicitly", operation="listing the catalog", method=exc.method,
+                    url=exc.url, status=exc.status, errors=exc.errors) from None
+            raise
+        return sorted(set(repos))
+
+    def list_tags(self, repository: str, page_size: int | None = None) -> list[str]:
+        path = f"/v2/{repository}/tags/list"
+        return list(dict.fromkeys(self._paginate(path, "tags", self.pull(repository),
+                                                 f"listing the tags of {repository}", page_size)))
+
+    # ------------------------------------------------------------------ manifests
+
+    def head_manifest(self, repository: str, reference: str) -> ManifestHead | None:
+        """Resolve a tag or digest cheaply; ``None`` when it does not exist (EP-12)."""
+        op = f"resolving {repository}:{reference}" if ":" not in reference else f"resolving {repository}@{reference}"
+        response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", scopes=self.pull(repository),
+                                operation=op, headers={"Accept": MANIFEST_ACCEPT}, accept_status=(404,))
+        response.close()
+        if response.status_code == 404:
+            manifest = self.get_manifest(repository, reference, missing_ok=True)
+            if manifest is None:
+                return None
+            return ManifestHead(manifest.digest, manifest.media_type, len(manifest.raw))
+        digest = response.headers.get("Docker-Content-Digest")
+        media_type = bare_media_type(response.headers.get("Content-Type", ""))
+        size = response.headers.get("Content-Length")
+        if not digest or (":" in reference and digest != reference):
+            manifest = self.get_manifest(repository, reference)
+            return ManifestHead(manifest.digest, manifest.media_type, len(manifest.raw))
+        return ManifestHead(digest, media_type, int(size) if size and size.isdigit() else None)
+
+    def get_manifest(self, repository: str, reference: str, missing_ok: bool = False) -> Manifest | None:
+        """GET a manifest, capped at 4 MiB, digest verified against the request or the header."""
+        from ansible_collections.regops.registry.plugins.module_utils.images import detect_media_type, check_media_type
+        op = f"reading the manifest {repository}@{reference}" if ":" in reference else f"reading the manifest {repository}:{reference}"
+        response = self.request("GET", f"/v2/{repository}/manifests/{reference}", scopes=self.pull(repository),
+                                operation=op, headers={"Accept": MANIFEST_ACCEPT}, stream=True,
+                                accept_status=(404,) if missing_ok else ())
+        if response.status_code == 404:
+            response.close()
+            return None
+        raw = self._read_capped(response, MAX_MANIFEST_SIZE, op)
+        content_type = response.headers.get("Content-Type", "")
+        is_digest_ref = ":" in reference
+        expected = reference if is_digest_ref else response.headers.get("Docker-Content-Digest")
+        algorithm = expected.split(":", 1)[0] if expected and ":" in expected else "sha256"
+        try:
+            data = _json_object(raw)
+        except ValueError as exc:
+            raise RegistryError(f"the manifest is not valid JSON: {exc}", operation=op, method="GET",
+                                url=_auth.redact_url(response.url), status=response.status_code) from None
+        try:
+            media_type = detect_media_type(content_type, data)
+            check_media_type(content_type, data)
+        except ValueError as exc:
+            raise RegistryError(str(exc), operation=op, method="GET", url=_auth.redact_url(response.url),
+                                status=response.status_code) from None
+        try:
+            actual = compute_digest(raw, algorithm)
+        except ValueError:
+            actual = compute_digest(raw)
+        if expected and actual != expected:
+            raise RegistryError(f"digest mismatch: expected {expected}, received content hashes to {actual}",
+                                operation=op, method="GET", url=_auth.redact_url(response.url), status=response.status_code)
+        digest = actual if algorithm == "sha256" or not is_digest_ref else reference
+        return Manifest(digest=digest, media_type=media_type, raw=raw, data=data)
+
+    def _read_capped(self, response, cap: int, operation: str) -> bytes:
+        length = response.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > cap:
+            response.close()
+            raise RegistryError(f"the content is larger than {cap} bytes; refusing to read it", operation=operation,
+                                method="GET", url=_auth.redact_url(response.url), status=response.status_code)
+        chunks = []
+        total = 0
+        try:
+            for chunk in response.iter_content(65536):
+                total += len(chunk)
+                if total > cap:
+                    raise RegistryError(f"the content is larger than {cap} bytes; refusing to read it",
+                                        operation=operation, method="GET", url=_auth.redact_url(response.url),
+                                        status=response.status_code)
+                chunks.append(chunk)
+        except requests.exceptions.RequestException:
+            raise RegistryError("the connection broke while reading the response", operation=operation,
+                                method="GET", url=_auth.redact_url(response.url)) from None
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
+        """PUT exact bytes; the registry's digest must equal ours (promotion invariant)."""
+        digest = compute_digest(raw)
+        op = f"writing the manifest {repository}:{reference}" if ":" not in reference else f"writing the manifest {repository}@{reference}"
+        response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", scopes=self.push(repository),
+                                operation=op, headers={"Content-Type": media_type}, body=raw, ok=(200, 201, 202, 204),
+                                retry_safe=True)
+        response.close()
+        returned = response.headers.get("Docker-Content-Digest")
+        if returned and returned.startswith("sha256:") and returned != digest:
+            raise RegistryError(f"the registry stored digest {returned}, expected {digest}", operation=op,
+                                method="PUT", url=_auth.redact_url(response.url), status=response.status_code)
+        return digest
+
+    def delete_manifest(self, repository: str, digest: str) -> bool:
+        """DELETE by digest; True when deleted, False when already absent (EP-17)."""
+        response = self.request("DELETE", f"/v2/{repository}/manifests/{digest}",
+                                scopes=self.delete_scope(repository), operation=f"deleting {repository}@{digest}",
+                                ok=(200, 202, 204), accept_status=(404,))
+        response.close()
+        return response.status_code != 404
+
+    def delete_tag_native(self, repository: str, tag: str):
+        """OCI 1.1 tag DELETE. Returns the response; the caller judges support (400/405 = none)."""
+        response = self.request("DELETE", f"/v2/{repository}/manifests/{tag}", scopes=self.delete_scope(repository),
+                                operation=f"deleting the tag {repository}:{tag}", ok=(200, 202, 204),
+                                accept_status=(400, 404, 405))
+        response.close()
+        return response
+
+    # ------------------------------------------------------------------ blobs
+
+    def head_blob(self, repository: str, digest: str) -> int | None:
+        """Size of a blob in the repository, -1 when it exists but the size is unknown, None when absent."""
+        response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", scopes=self.pull(repository),
+                                operation=f"checking the blob {digest} in {repository}", follow_redirects=False,
+                                accept_status=(404, 301, 302, 303, 307, 308))
+        response.close()
+        if response.status_code == 404:
+            return None
+        if response.status_code in (301, 302, 303, 307, 308):
+            return -1  # a redirect to storage means it exists (EP-22)
+        length = response.headers.get("Content-Length")
+        return int(length) if length and length.isdigit() else -1
+
+    def open_blob(self, repository: str, digest: str, headers: dict | None = None):
+        """A streaming GET of a blob (redirects followed without credentials)."""
+        hdrs = {"Accept-Encoding": "identity"}
+        hdrs.update(headers or {})
+        return self.request("GET", f"/v2/{repository}/blobs/{digest}", scopes=self.pull(repository),
+                            operation=f"reading the blob {digest} from {repository}", headers=hdrs, stream=True,
+                            ok=(200, 206))
+
+    def iter_blob(self, repository: str, digest: str, size: int | None = None,
+                  chunk_size: int = STREAM_CHUNK) -> Iterator[bytes]:
+        """Yield a blob's bytes; the last step verifies digest and size, raising before the caller commits."""
+        hasher = DigestHasher(digest)
+        op = f"reading the blob {digest} from {repository}"
+        response = self.open_blob(repository, digest)
+        try:
+            for chunk in response.iter_content(chunk_size):
+                hasher.update(chunk)
+                yield chunk
+        except requests.exceptions.RequestException:
+            raise RegistryError("the connection broke while reading the blob", operation=op, method="GET",
+                                url=_auth.redact_url(response.url)) from None
+        finally:
+            response.close()
+        if size is not None and size >= 0 and hasher.size != size:
+            raise RegistryError(f"size mismatch: expected {size} bytes, received {hasher.size}", operation=op,
+                                method="GET", url=_auth.redact_url(response.url))
+        if not hasher.matches():
+            raise RegistryError(f"digest mismatch: received content hashes to {hasher.digest}", operation=op,
+                                method="GET", url=_auth.redact_url(response.url))
+
+    def get_blob_bytes(self, repository: str, digest: str, cap: int = MAX_CONFIG_SIZE) -> bytes:
+        """A small blob (image config) read whole, capped and verified."""
+        op = f"reading the blob {digest} from {repository}"
+        response = self.open_blob(repository, digest)
+        data = self._read_capped(response, cap, op)
+        if compute_digest(data, digest.split(":", 1)[0]) != digest:
+            raise RegistryError("digest mismatch on the blob", operation=op, method="GET",
+                                url=_auth.redact_url(response.url))
+        return data
+
+    def delete_blob(self, repository: str, digest: str) -> bool:
+        response = self.request("DELETE", f"/v2/{repository}/blobs/{digest}", scopes=self.delete_scope(repository),
+                                operation=f"deleting the blob {digest} from {repository}", ok=(200, 202, 204),
+                                accept_status=(404,))
+        response.close()
+        return response.status_code != 404
+
+    # ------------------------------------------------------------------ uploads (primitives)
+
+    def start_upload(self, repository: str) -> str:
+        response = self.request("POST", f"/v2/{repository}/blobs/uploads/", scopes=self.push(repository),
+                                operation=f"starting an upload to {repository}", headers={"Content-Length": "0"},
+                                ok=(202,), retry_safe=True)
+        response.close()
+        return self._upload_location(response, "starting an upload")
+
+    def mount_blob(self, repository: str, digest: str, source_repository: str) -> str | None:
+        """Cross-repository mount. ``None`` when mounted (201); else the upload session opened instead."""
+        scopes = self.push(repository) + self.pull(source_repository)
+        path = f"/v2/{repository}/blobs/uploads/?mount={quote(digest, safe='')}&from={quote(source_repository, safe='/')}"
+        response = self.request("POST", path, scopes=scopes, operation=f"mounting {digest} into {repository}",
+                                headers={"Content-Length": "0"}, ok=(201, 202), retry_safe=True)
+        response.close()
+        if response.status_code == 201:
+            return None
+        return self._upload_location(response, "mounting a blob")
+
+    def _upload_location(self, response, operation: str) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError("the registry opened an upload without a Location", operation=operation,
+                                method=response.request.method, url=_auth.redact_url(response.url),
+                                status=response.status_code)
+        return urljoin(response.url, location)
+
+    def patch_upload(self, location: str, repository: str, body, length: int | None,
+                     start: int | None = None) -> tuple[str, int | None]:
+        """Send bytes to an upload session; returns the newest Location and the server's end offset."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if length is not None:
+            headers["Content-Length"] = str(length)
+            if start is not None:
+                headers["Content-Range"] = f"{start}-{start + length - 1}"
+        response = self.request("PATCH", location, scopes=self.push(repository),
+                                operation=f"uploading to {repository}", headers=headers, body=body,
+                                ok=(201, 202, 204), retry_safe=False, timeout=max(self.timeout, 300.0))
+        response.close()
+        return self._upload_location(response, "uploading"), _range_end(response.headers.get("Range"))
+
+    def upload_status(self, location: str, repository: str) -> tuple[str, int | None]:
+        response = self.request("GET", location, scopes=self.push(repository),
+                                operation=f"checking an upload to {repository}", ok=(204,), retry_safe=True)
+        response.close()
+        return self._upload_location(response, "checking an upload"), _range_end(response.headers.get("Range"))
+
+    def finish_upload(self, location: str, repository: str, digest: str, body: Any = b"",
+                      length: int | None = None) -> str:
+        sep = "&" if urlsplit(location).query else "?"
+        url = f"{location}{sep}digest={quote(digest, safe='')}"
+        headers = {"Content-Type": "application/octet-stream",
+                   "Content-Length": str(length if length is not None else len(body))}
+        response = self.request("PUT", url, scopes=self.push(repository), operation=f"finishing an upload to {repository}",
+                                headers=headers, body=body, ok=(201, 204), retry_safe=False,
+                                timeout=max(self.timeout, 300.0))
+        response.close()
+        returned = response.headers.get("Docker-Content-Digest")
+        if returned and returned != digest:
+            raise RegistryError(f"the registry stored digest {returned}, expected {digest}",
+                                operation=f"finishing an upload to {repository}", method="PUT",
+                                url=_auth.redact_url(url), status=response.status_code)
+        return digest
+
+    def cancel_upload(self, location: str, repository: str) -> None:
+        """Best effort: a failed cancel must never hide the error that made us cancel (EP-33)."""
+        try:
+            response = self.request("DELETE", location, scopes=self.push(repository),
+                                    operation="cancelling an upload", ok=(200, 202, 204), accept_status=(404, 400, 405),
+                                    retry_safe=False)
+            response.close()
+        except RegistryError:
+            pass
+
+
+def _range_end(value: str | None) -> int | None:
+    """End offset from an upload ``Range`` header: ``0-1234`` or ``bytes=0-1234``."""
+    if not value:
+        return None
+    match = re.match(r"^(?:bytes=)?(\d+)-(\d+)$", value.strip())
+    return int(match.group(2)) if match else None
+
+
+def _json_object(raw: bytes) -> dict:
+    data = json.loads(raw.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data

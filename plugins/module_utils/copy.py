@@ -1,0 +1,109 @@
+# Copyright: regops.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Copying an image (manifest or whole index) to a tag: blobs first, children before the index.
+
+Within one repository only the manifest is written; within one registry blobs are mounted; across
+registries only missing blobs are streamed. Manifests are written byte for byte, so the target digest
+equals the source digest, and that is checked after writing.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
+from ansible_collections.regops.registry.plugins.module_utils.uploads import transfer_blob
+
+INDEX_TYPES = frozenset({
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+})
+# Non-distributable layers live outside registries (Windows base layers): never pushed.
+FOREIGN_LAYER_TYPES = frozenset({
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+})
+
+
+@dataclass
+class CopyPlan:
+    """The source's manifests and blobs, in the order they must exist at the target."""
+
+    manifest: object  # client.Manifest of the source reference
+    children: list = field(default_factory=list)  # client.Manifest of index children
+    blobs: dict[str, int | None] = field(default_factory=dict)  # digest -> size, unique
+
+
+def blob_descriptors(manifest_data: dict) -> list[dict]:
+    """Config and layers of an image manifest, without foreign layers."""
+    out = []
+    config = manifest_data.get("config")
+    if isinstance(config, dict) and config.get("digest"):
+        out.append(config)
+    for layer in manifest_data.get("layers") or []:
+        if isinstance(layer, dict) and layer.get("digest") and layer.get("mediaType") not in FOREIGN_LAYER_TYPES \
+                and not layer.get("urls"):
+            out.append(layer)
+    return out
+
+
+def plan_copy(client, repository: str, reference: str, concurrency: int = 8) -> CopyPlan:
+    """Read the source: its manifest, every child manifest of an index, every blob they need."""
+    manifest = client.get_manifest(repository, reference)
+    plan = CopyPlan(manifest=manifest)
+    pending = [manifest]
+    while pending:
+        current = pending.pop()
+        if current.media_type in INDEX_TYPES:
+            digests = [d["digest"] for d in current.data.get("manifests") or [] if isinstance(d, dict) and d.get("digest")]
+            with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+                children = list(pool.map(lambda d: client.get_manifest(repository, d), digests))
+            plan.children.extend(children)
+            pending.extend(children)
+        else:
+            for desc in blob_descriptors(current.data):
+                plan.blobs.setdefault(desc["digest"], desc.get("size"))
+    # Children must be written before the indexes that list them: deepest last read, first written.
+    plan.children.reverse()
+    return plan
+
+
+def copy_image(source_client, source_repository: str, source_reference: str, client, repository: str, tag: str,
+               *, check_mode: bool = False, concurrency: int = 8, plan: CopyPlan | None = None) -> dict:
+    """Make ``repository:tag`` the exact image of the source. Returns what happened per blob and manifest."""
+    plan = plan or plan_copy(source_client, source_repository, source_reference, concurrency)
+    source_digest = plan.manifest.digest
+    current = client.head_manifest(repository, tag)
+    result = {"digest": source_digest, "media_type": plan.manifest.media_type, "previous_digest": current.digest if current else None,
+              "blobs": [], "manifests": [], "changed": False}
+    if current is not None and current.digest == source_digest:
+        return result
+    result["changed"] = True
+    same_registry = source_client is client or source_client.location.base_url == client.location.base_url
+    same_repository = same_registry and source_repository == repository
+    if not same_repository:
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            outcomes = pool.map(lambda item: transfer_blob(source_client, source_repository, client, repository,
+                                                           item[0], item[1], check_mode=check_mode),
+                                plan.blobs.items())
+            result["blobs"] = [o.as_dict() for o in outcomes]
+        for child in plan.children:
+            exists = client.head_manifest(repository, child.digest) is not None
+            result["manifests"].append({"digest": child.digest, "media_type": child.media_type,
+                                        "how": "exists" if exists else "written"})
+            if not exists and not check_mode:
+                client.put_manifest(repository, child.digest, child.raw, child.media_type)
+    result["manifests"].append({"digest": source_digest, "media_type": plan.manifest.media_type, "tag": tag,
+                                "how": "written"})
+    if check_mode:
+        return result
+    written = client.put_manifest(repository, tag, plan.manifest.raw, plan.manifest.media_type)
+    check = client.head_manifest(repository, tag)
+    if written != source_digest or check is None or check.digest != source_digest:
+        raise RegistryError(
+            f"after writing, {repository}:{tag} has digest {check.digest if check else 'none'}, "
+            f"not the source digest {source_digest}", operation=f"copying to {repository}:{tag}")
+    return result

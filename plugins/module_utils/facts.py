@@ -1,0 +1,112 @@
+# Copyright: regops.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Image facts over the network: resolve tags with HEAD, read each distinct manifest and config once.
+
+The pure interpretation (created, size, platforms, labels) is in ``images``; this file only decides
+what to fetch, fetches it concurrently and caches it by digest (a digest's facts never change).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.regops.registry.plugins.module_utils import images
+from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
+
+PRIVATE_KEYS = ("blob_sizes",)
+
+
+def public(facts: dict) -> dict:
+    """Facts without the helper keys that only the aggregation needs."""
+    return {k: v for k, v in facts.items() if k not in PRIVATE_KEYS}
+
+
+class FactsGatherer:
+    """Gathers facts for many tags of one registry with bounded concurrency and per-digest caches."""
+
+    def __init__(self, client, concurrency: int = 8) -> None:
+        self.client = client
+        self.concurrency = max(1, concurrency)
+        self._facts: dict[tuple[str, str], dict] = {}
+        self._configs: dict[str, dict | None] = {}
+        self._lock = threading.Lock()
+
+    def _config(self, repository: str, manifest) -> dict | None:
+        if not images.needs_config(manifest.data, manifest.media_type):
+            return None
+        descriptor = images.config_descriptor(manifest.data) or {}
+        digest = descriptor.get("digest")
+        if not digest:
+            return None
+        with self._lock:
+            if digest in self._configs:
+                return self._configs[digest]
+        raw = self.client.get_blob_bytes(repository, digest)
+        try:
+            config = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            raise RegistryError(f"the image config {digest} is not valid JSON",
+                                operation=f"reading the config of {repository}@{manifest.digest}") from None
+        with self._lock:
+            self._configs[digest] = config
+        return config
+
+    def for_digest(self, repository: str, digest: str) -> dict:
+        """Facts of one manifest or index (children included), cached."""
+        key = (repository, digest)
+        with self._lock:
+            if key in self._facts:
+                return self._facts[key]
+        manifest = self.client.get_manifest(repository, digest)
+        facts = self._facts_of(repository, manifest)
+        with self._lock:
+            self._facts[key] = facts
+        return facts
+
+    def _facts_of(self, repository: str, manifest) -> dict:
+        kind = images.manifest_kind(manifest.media_type)
+        if kind == "index":
+            children = images.index_children(manifest.data)
+            digests = [c["digest"] for c in children]
+            if digests:
+                with ThreadPoolExecutor(max_workers=min(self.concurrency, len(digests))) as pool:
+                    child_facts = list(pool.map(lambda d: self.for_digest(repository, d), digests))
+            else:
+                child_facts = []
+            return images.index_facts(manifest.data, manifest.media_type, manifest.digest, child_facts)
+        config = self._config(repository, manifest) if kind == "image" else None
+        return images.image_facts(manifest.data, manifest.media_type, manifest.digest, config, len(manifest.raw))
+
+    def resolve(self, repository: str, tags: list[str]) -> dict[str, str | None]:
+        """Tag -> digest with concurrent HEADs (None when a listed tag vanished meanwhile)."""
+        if not tags:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(tags))) as pool:
+            heads = list(pool.map(lambda t: self.client.head_manifest(repository, t), tags))
+        return {tag: (head.digest if head else None) for tag, head in zip(tags, heads)}
+
+    def tag_details(self, repository: str, tags: list[str]) -> list[dict]:
+        """One facts dict per tag, in the order given, each naming the other tags on its digest."""
+        digests = self.resolve(repository, tags)
+        distinct = sorted({d for d in digests.values() if d})
+        if distinct:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(distinct))) as pool:
+                facts = dict(zip(distinct, pool.map(lambda d: self.for_digest(repository, d), distinct)))
+        else:
+            facts = {}
+        by_digest: dict[str, list[str]] = {}
+        for tag, digest in digests.items():
+            if digest:
+                by_digest.setdefault(digest, []).append(tag)
+        out = []
+        for tag in tags:
+            digest = digests.get(tag)
+            if not digest:
+                continue
+            entry = {"tag": tag}
+            entry.update(public(facts[digest]))
+            entry["shared_tags"] = sorted(t for t in by_digest[digest] if t != tag)
+            out.append(entry)
+        return out

@@ -1,0 +1,201 @@
+# Copyright: regops.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Blob transfer flows on top of the client: file uploads, cross-repository mounts, streamed copies.
+
+Every flow checks the target first (HEAD), so a second run sends no write; bytes are streamed from
+the file or the source registry, never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, asdict
+from typing import Iterator
+
+from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
+
+DEFAULT_CHUNK_SIZE = 64 << 20
+READ_BLOCK = 1 << 20
+MAX_RESUMES = 5
+
+
+@dataclass
+class BlobResult:
+    """How one blob reached (or would reach) the target repository."""
+
+    digest: str
+    size: int | None
+    how: str  # exists | mounted | uploaded (or would_mount / would_upload in check mode)
+    changed: bool
+    source: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class FileSlice(io.RawIOBase):
+    """A re-readable window of a file: requests streams it with a Content-Length, and a retry can rewind it."""
+
+    def __init__(self, path: str, start: int, length: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._start = start
+        self._length = length
+        self.seek(0)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0 or offset != 0:
+            raise OSError("FileSlice only rewinds to its start")
+        self._file.seek(self._start)
+        self._left = self._length
+        return 0
+
+    def tell(self) -> int:
+        return self._length - self._left
+
+    def read(self, size: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        if size is None or size < 0 or size > self._left:
+            size = self._left
+        data = self._file.read(min(size, READ_BLOCK * 4))
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class IterStream(io.RawIOBase):
+    """File-like view over a byte iterator of known length (a source registry's blob)."""
+
+    def __init__(self, chunks: Iterator[bytes], length: int | None) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._buffer = b""
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length or 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                break
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+def file_digest(path: str) -> tuple[str, int]:
+    """sha256 digest and size of a file, read in constant memory."""
+    hasher = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(READ_BLOCK)
+            if not block:
+                break
+            hasher.update(block)
+            size += len(block)
+    return "sha256:" + hasher.hexdigest(), size
+
+
+def upload_file(client, repository: str, path: str, *, digest: str | None = None,
+                chunk_size: int = DEFAULT_CHUNK_SIZE, check_mode: bool = False) -> BlobResult:
+    """Upload a local file as a blob: monolithic (POST + PUT) up to ``chunk_size``, chunked PATCHes above."""
+    actual, size = file_digest(path)
+    if digest and digest != actual:
+        raise RegistryError(f"the file {path} hashes to {actual}, not the expected {digest}",
+                            operation=f"uploading {path}")
+    if client.head_blob(repository, actual) is not None:
+        return BlobResult(actual, size, "exists", False)
+    if check_mode:
+        return BlobResult(actual, size, "uploaded", True)
+    location = client.start_upload(repository)
+    try:
+        if size <= chunk_size:
+            body = FileSlice(path, 0, size)
+            try:
+                client.finish_upload(location, repository, actual, body=body, length=size)
+            finally:
+                body.close()
+        else:
+            location = _upload_chunks(client, repository, location, path, size, chunk_size)
+            client.finish_upload(location, repository, actual)
+    except BaseException:
+        client.cancel_upload(location, repository)
+        raise
+    return BlobResult(actual, size, "uploaded", True)
+
+
+def _upload_chunks(client, repository: str, location: str, path: str, size: int, chunk_size: int) -> str:
+    """PATCH chunk after chunk; after a failure ask the registry where it is and resume from there."""
+    offset = 0
+    resumes = 0
+    while offset < size:
+        length = min(chunk_size, size - offset)
+        body = FileSlice(path, offset, length)
+        try:
+            location, end = client.patch_upload(location, repository, body, length, start=offset)
+            offset = end + 1 if end is not None else offset + length
+        except RegistryError as exc:
+            resumes += 1
+            if resumes > MAX_RESUMES or (exc.status is not None and exc.status not in (416, 500, 502, 503, 504)):
+                raise
+            location, end = client.upload_status(location, repository)
+            offset = end + 1 if end is not None and end > 0 else 0
+            client.warn(f"upload to {repository} interrupted; resuming at byte {offset}")
+        finally:
+            body.close()
+    return location
+
+
+def transfer_blob(source_client, source_repository: str, client, repository: str, digest: str,
+                  size: int | None = None, *, check_mode: bool = False) -> BlobResult:
+    """Make a blob of another repository available in ``repository``: mount within one registry, else stream."""
+    if client.head_blob(repository, digest) is not None:
+        return BlobResult(digest, size, "exists", False, source_repository)
+    same_registry = source_client is client or source_client.location.base_url == client.location.base_url
+    if check_mode:
+        return BlobResult(digest, size, "mounted" if same_registry else "uploaded", True, source_repository)
+    location = None
+    if same_registry:
+        location = client.mount_blob(repository, digest, source_repository)
+        if location is None:
+            return BlobResult(digest, size, "mounted", True, source_repository)
+        client.warn(f"the registry did not mount {digest} from {source_repository}; copying its bytes instead")
+    else:
+        location = client.start_upload(repository)
+    try:
+        stream = IterStream(source_client.iter_blob(source_repository, digest, size), size)
+        if size is None:
+            # Unknown length: one streamed PATCH (chunked transfer encoding), then an empty PUT.
+            location, _ = client.patch_upload(location, repository, stream, None)
+            client.finish_upload(location, repository, digest)
+        else:
+            client.finish_upload(location, repository, digest, body=stream, length=size)
+    except BaseException:
+        client.cancel_upload(location, repository)
+        raise
+    return BlobResult(digest, size, "uploaded", True, source_repository)
+
+

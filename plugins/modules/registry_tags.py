@@ -1,0 +1,178 @@
+#!/usr/bin/python
+# Copyright: regops.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: registry_tags
+short_description: List the tags of a repository, optionally with the facts of every image
+version_added: 0.1.0
+description:
+  - Lists the tags of one repository (following C(Link) pagination), filters and sorts them client-side
+    (registries return them in no reliable order).
+  - With O(details), resolves every tag in the same call, concurrently on one pooled session
+    (C(HEAD) per tag, then one manifest and one config read per distinct digest) and returns the image facts.
+  - Handles Docker schema 2 images and manifest lists, OCI image manifests and indexes (per-platform facts,
+    attestation manifests left out) and non-image artifacts.
+author:
+  - regops.registry contributors
+options:
+  repository:
+    description: The repository, for example C(team/app).
+    type: str
+    required: true
+  filter:
+    description: A Python regular expression; only tags it matches (C(re.search)) are returned.
+    type: str
+  sort:
+    description:
+      - Order of the result. C(none) keeps the registry's order; C(lexical) sorts by name; C(semver) orders semantic
+        versions (an optional leading C(v)), with other tags before them; C(created) orders by image creation date,
+        oldest first, images without a date first (this resolves every tag, as O(details) does).
+    type: str
+    choices: [none, lexical, semver, created]
+    default: lexical
+  reverse:
+    description: Reverse the order (newest or highest first).
+    type: bool
+    default: false
+  details:
+    description: Also return the facts of every tag in RV(images).
+    type: bool
+    default: false
+  concurrency:
+    description: How many requests run at once when resolving tags.
+    type: int
+    default: 8
+  page_size:
+    description: Tags requested per page from registries that paginate.
+    type: int
+extends_documentation_fragment:
+  - regops.registry.connection
+  - regops.registry.attributes
+  - regops.registry.attributes.CHECK_MODE_READ_ONLY
+"""
+
+EXAMPLES = r"""
+- name: Release tags, highest version first
+  regops.registry.registry_tags:
+    registry: registry.example.com
+    repository: team/app
+    filter: '^v?\d+\.\d+\.\d+$'
+    sort: semver
+    reverse: true
+  register: releases
+
+- name: Every tag with digest, creation date, size, platforms and labels
+  regops.registry.registry_tags:
+    registry: registry.example.com
+    repository: team/app
+    details: true
+    sort: created
+  register: report
+"""
+
+RETURN = r"""
+tags:
+  description: Tag names, filtered and sorted.
+  returned: success
+  type: list
+  elements: str
+  sample: [1.0.0, 1.1.0, latest]
+count:
+  description: Number of tags returned.
+  returned: success
+  type: int
+  sample: 3
+images:
+  description: One entry per tag (same order as RV(tags)) when O(details=true).
+  returned: when O(details=true)
+  type: list
+  elements: dict
+  contains:
+    tag:
+      description: The tag.
+      type: str
+    digest:
+      description: Digest of the manifest or index the tag points at.
+      type: str
+    media_type:
+      description: Media type of that manifest or index.
+      type: str
+    created:
+      description: Creation date (ISO 8601, UTC) or null when the image does not say.
+      type: str
+    created_source:
+      description: Where RV(images[].created) came from (C(config), C(annotation), C(label), C(history), C(unknown)).
+      type: str
+    size:
+      description: Bytes stored in the registry (config plus unique layers; for an index, over all platforms).
+      type: int
+    platforms:
+      description: Platforms (C(os), C(architecture), C(variant)) of the image or of the index's children.
+      type: list
+      elements: dict
+    labels:
+      description: Image labels (C(config.Labels)); for an index, those of its first platform.
+      type: dict
+    shared_tags:
+      description: The other tags of the repository that point at the same digest.
+      type: list
+      elements: str
+  sample:
+    - tag: 1.1.0
+      digest: sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945
+      media_type: application/vnd.oci.image.manifest.v1+json
+      created: "2024-05-01T10:00:00Z"
+      created_source: config
+      size: 3145728
+      platforms: [{os: linux, architecture: amd64}]
+      labels: {org.opencontainers.image.version: 1.1.0}
+      shared_tags: [latest]
+"""
+
+from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule
+from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer
+from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, concurrency, positive_int
+from ansible_collections.regops.registry.plugins.module_utils.reference import validate_repository
+from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
+
+
+def main() -> None:
+    rm = RegistryModule({
+        "repository": {"type": "str", "required": True},
+        "filter": {"type": "str"},
+        "sort": {"type": "str", "choices": ["none", "lexical", "semver", "created"], "default": "lexical"},
+        "reverse": {"type": "bool", "default": False},
+        "details": {"type": "bool", "default": False},
+        "concurrency": {"type": "int", "default": 8},
+        "page_size": {"type": "int"},
+    })
+
+    def body() -> dict:
+        p = rm.params
+        repository = validate_repository(p["repository"])
+        pattern = compile_regex(p["filter"], "filter")
+        page_size = positive_int(p["page_size"], "page_size")
+        workers = concurrency(p["concurrency"])
+        tags = rm.client.list_tags(repository, page_size=page_size)
+        if pattern is not None:
+            tags = [t for t in tags if pattern.search(t)]
+        images = None
+        if p["details"] or p["sort"] == "created":
+            images = FactsGatherer(rm.client, workers).tag_details(repository, tags)
+            tags = [i["tag"] for i in images]  # a tag deleted meanwhile drops out
+        created = {i["tag"]: i.get("created") for i in images} if images is not None else None
+        tags = sort_tags(tags, p["sort"], created=created, reverse=p["reverse"])
+        result = {"changed": False, "tags": tags, "count": len(tags)}
+        if p["details"]:
+            by_tag = {i["tag"]: i for i in images}
+            result["images"] = [by_tag[t] for t in tags]
+        return result
+
+    rm.run(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Run real ``ansible-playbook`` (and single modules) against lab registries and collect their results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+COLLECTIONS = ROOT / ".tmp" / "collections"
+
+
+def ensure_collection_link() -> Path:
+    """The tree must be importable as ansible_collections.regops.registry."""
+    link = COLLECTIONS / "ansible_collections" / "regops" / "registry"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(ROOT, target_is_directory=True)
+    return COLLECTIONS
+
+
+def ansible_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": str(ensure_collection_link()),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+        "ANSIBLE_HOST_KEY_CHECKING": "0",
+    })
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    output: str
+    results: dict
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+
+def run_playbook(name: str, variables: dict, *, check: bool = False, diff: bool = False,
+                 verbosity: int = 0, timeout: float = 600) -> PlaybookRun:
+    """Run ``playbooks/<name>``; the playbook writes what it registered to ``results_path`` as JSON."""
+    with tempfile.TemporaryDirectory(prefix="regops-run-") as tmp:
+        results_path = Path(tmp) / "results.json"
+        vars_path = Path(tmp) / "vars.json"
+        vars_path.write_text(json.dumps({**variables, "results_path": str(results_path)}))
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+               str(PLAYBOOKS / name), "-e", f"@{vars_path}"]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=timeout,
+                              stdin=subprocess.DEVNULL, check=False)
+        results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, results)
+
+
+def run_module(module: str, args: dict, *, check: bool = False) -> tuple[dict, int]:
+    """Run one module as Ansible runs it (a child Python process reading its args) and return
+    its result and the process's peak RSS in bytes (measured with wait4, for that process alone)."""
+    ensure_collection_link()
+    with tempfile.TemporaryDirectory(prefix="regops-mod-") as tmp:
+        args_path = Path(tmp) / "args.json"
+        payload = dict(args)
+        payload["_ansible_check_mode"] = check
+        args_path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
+        env = ansible_env({"PYTHONPATH": str(COLLECTIONS)})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"ansible_collections.regops.registry.plugins.modules.{module}", str(args_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, stdin=subprocess.DEVNULL)
+        out_chunks = []
+        err_chunks = []
+        # Drain pipes before reaping so a large output cannot block the child.
+        out, err = proc.stdout.read(), proc.stderr.read()
+        out_chunks.append(out)
+        err_chunks.append(err)
+        _pid, _status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(_status)
+        text = b"".join(out_chunks).decode()
+        try:
+            result = json.loads(text[text.index("{"):])
+        except ValueError:
+            raise AssertionError(f"module printed no JSON: {text!r} {b''.join(err_chunks).decode()!r}") from None
+        return result, usage.ru_maxrss * 1024
+
+
+def run_adhoc(module: str, args: dict, *, check: bool = False, verbosity: int = 0,
+              timeout: float = 300) -> PlaybookRun:
+    """``ansible localhost -m regops.registry.<module> -a <json>``: what a user sees on the terminal."""
+    cmd = [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+           "-m", f"regops.registry.{module}", "-a", json.dumps(args)]
+    if check:
+        cmd.append("--check")
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+    output = proc.stdout + proc.stderr
+    result: dict = {}
+    marker = output.find("=> {")
+    if marker >= 0:
+        decoder = json.JSONDecoder()
+        try:
+            result, _end = decoder.raw_decode(output[marker + 3:])
+        except ValueError:
+            result = {}
+    return PlaybookRun(proc.returncode, output, result)
