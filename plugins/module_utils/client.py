@@ -606,21 +606,26 @@ class RegistryClient:
 
     # ------------------------------------------------------------------ manifests
 
-    def head_manifest(self, repository: str, reference: str) -> ManifestHead | None:
-        """Resolve a tag or digest cheaply; ``None`` when it does not exist (EP-12)."""
-        op = f"resolving {repository}:{reference}" if ":" not in reference else f"resolving {repository}@{reference}"
+    def head_manifest(self, repository: str, reference: str, confirm_missing: bool = False) -> ManifestHead | None:
+        """Resolve a tag or digest cheaply; ``None`` when it does not exist (EP-12).
+
+        ``confirm_missing``: a 404 is confirmed with a GET (old Nexus answered HEAD 404 where GET worked);
+        worth it only for tags that were just listed.
+        """
+        op = f"resolving {repository}@{reference}" if ":" in reference else f"resolving {repository}:{reference}"
         response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", scopes=self.pull(repository),
                                 operation=op, headers={"Accept": MANIFEST_ACCEPT}, accept_status=(404,))
         response.close()
         if response.status_code == 404:
-            manifest = self.get_manifest(repository, reference, missing_ok=True)
-            if manifest is None:
+            if not confirm_missing:
                 return None
-            return ManifestHead(manifest.digest, manifest.media_type, len(manifest.raw))
+            manifest = self.get_manifest(repository, reference, missing_ok=True)
+            return None if manifest is None else ManifestHead(manifest.digest, manifest.media_type, len(manifest.raw))
         digest = response.headers.get("Docker-Content-Digest")
         media_type = bare_media_type(response.headers.get("Content-Type", ""))
         size = response.headers.get("Content-Length")
         if not digest or (":" in reference and digest != reference):
+            # No usable header (older ECR, Nexus): the digest of the bytes is the digest.
             manifest = self.get_manifest(repository, reference)
             return ManifestHead(manifest.digest, manifest.media_type, len(manifest.raw))
         return ManifestHead(digest, media_type, int(size) if size and size.isdigit() else None)
@@ -739,10 +744,18 @@ class RegistryClient:
 
     def iter_blob(self, repository: str, digest: str, size: int | None = None,
                   chunk_size: int = STREAM_CHUNK) -> Iterator[bytes]:
-        """Yield a blob's bytes; the last step verifies digest and size, raising before the caller commits."""
+        """Open a blob now and return an iterator over its bytes.
+
+        The request is sent before this returns (so a missing blob fails before a target upload starts);
+        the iterator's last step verifies size and digest, raising before the caller can commit.
+        """
         hasher = DigestHasher(digest)
-        op = f"reading the blob {digest} from {repository}"
         response = self.open_blob(repository, digest)
+        return self._verified_chunks(response, hasher, size, chunk_size,
+                                     f"reading the blob {digest} from {repository}")
+
+    @staticmethod
+    def _verified_chunks(response, hasher, size, chunk_size, op) -> Iterator[bytes]:
         try:
             for chunk in response.iter_content(chunk_size):
                 hasher.update(chunk)

@@ -61,7 +61,7 @@ def map_tags(client, repository: str, concurrency: int = 8) -> dict[str, str]:
             return {}
         raise
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        heads = list(pool.map(lambda t: client.head_manifest(repository, t), tags))
+        heads = list(pool.map(lambda t: client.head_manifest(repository, t, confirm_missing=True), tags))
     return {tag: head.digest for tag, head in zip(tags, heads) if head is not None}
 
 

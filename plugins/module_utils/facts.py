@@ -84,7 +84,7 @@ class FactsGatherer:
         if not tags:
             return {}
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(tags))) as pool:
-            heads = list(pool.map(lambda t: self.client.head_manifest(repository, t), tags))
+            heads = list(pool.map(lambda t: self.client.head_manifest(repository, t, confirm_missing=True), tags))
         return {tag: (head.digest if head else None) for tag, head in zip(tags, heads)}
 
     def tag_details(self, repository: str, tags: list[str]) -> list[dict]:

@@ -17,7 +17,7 @@ description:
     that cannot exist answers 404 where deletes work, 405 where they are disabled), so a refused delete never leaves
     a throwaway manifest or a moved tag behind.
   - Deleting a B(digest) removes every tag pointing at it; the result names them.
-  - Deleting manifests does not free storage: the registry's garbage collection does that.
+  - Deleting manifests does not free storage; the registry's garbage collection does that.
 author:
   - regops.registry contributors
 options:
@@ -26,7 +26,7 @@ options:
     type: str
     required: true
   tags:
-    description: Tags to delete (each alone: other tags on the same digest stay).
+    description: Tags to delete, each alone (other tags on the same digest stay).
     type: list
     elements: str
     default: []
@@ -37,7 +37,7 @@ options:
     default: []
   blobs:
     description:
-      - Blob digests to unlink from the repository. A manifest that still references the blob becomes unpullable:
+      - Blob digests to unlink from the repository. A manifest that still references the blob becomes unpullable;
         prefer deleting manifests and running the registry's garbage collection.
     type: list
     elements: str

@@ -64,7 +64,7 @@ options:
         type: path
   content:
     description:
-      - A manifest to write to O(tag): a dict (serialised compactly) or a string (written byte for byte).
+      - A manifest to write to O(tag), as a dict (serialised compactly) or a string (written byte for byte).
       - Every blob and child manifest it references must already be in the repository.
     type: raw
   media_type:
