@@ -1,0 +1,63 @@
+# regops.registry: `make demo` and `make test` are the two commands of the README.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+COLLECTIONS := $(CURDIR)/.tmp/collections
+LINK := $(COLLECTIONS)/ansible_collections/regops/registry
+DEMO_STATE := $(CURDIR)/.tmp/demo/lab.json
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_FORCE_COLOR := 0
+export ANSIBLE_LOCALHOST_WARNING := 0
+export ANSIBLE_INVENTORY_UNPARSED_WARNING := 0
+export PY_COLORS := 0
+
+.PHONY: demo test units integration sanity system-deps venv collection docs-check clean
+
+## demo: start a throwaway registry on 127.0.0.1, seed it, run demo/demo.yml, stop the registry
+demo: system-deps venv collection
+	$(PY) -m tests.lab up --mode plain --state $(DEMO_STATE)
+	trap '$(PY) -m tests.lab down --state $(DEMO_STATE)' EXIT; \
+	$(PY) -m tests.lab seed-demo --state $(DEMO_STATE); \
+	ANSIBLE_PYTHON_INTERPRETER=$(PY) $(VENV)/bin/ansible-playbook -i localhost, -c local demo/demo.yml \
+	  -e demo_state=$(DEMO_STATE)
+
+## test: unit tests, integration tests against real registries, ansible-doc and ansible-test sanity
+test: system-deps venv collection units integration docs-check sanity
+
+units: venv collection
+	$(PY) -m pytest tests/unit
+
+integration: system-deps venv collection
+	$(PY) -m pytest tests/integration
+
+docs-check: venv collection
+	@for m in plugins/modules/*.py; do n=$$(basename $$m .py); \
+	  $(VENV)/bin/ansible-doc regops.registry.$$n >/dev/null || { echo "ansible-doc fails for $$n"; exit 1; }; done
+	@echo "ansible-doc renders every module"
+
+sanity: venv
+	VENV=$(VENV) hacking/sanity.sh
+
+system-deps:
+	@missing=""; for c in docker-registry skopeo htpasswd openssl; do command -v $$c >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    docker-registry skopeo apache2-utils openssl ca-certificates git >/dev/null; fi
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: tests/requirements.txt requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r tests/requirements.txt
+	touch $@
+
+collection:
+	@mkdir -p $(dir $(LINK)) && ln -sfn $(CURDIR) $(LINK)
+
+clean:
+	rm -rf .tmp .venv tests/output

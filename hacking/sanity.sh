@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# ansible-test sanity on a real (not symlinked) copy of the collection, offline.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON_VERSION:-3.11}
+venv=${VENV:-$here/.venv}
+dest=$here/.tmp/sanity/ansible_collections/regops/registry
+rm -rf "$dest" && mkdir -p "$dest"
+# Exactly what git would ship: tracked files plus untracked files that are not ignored.
+(cd "$here" && git ls-files -z --cached --others --exclude-standard) | (cd "$here" && xargs -0 cp --parents -t "$dest" 2>/dev/null || true)
+cd "$dest"
+git init -q && git add -A >/dev/null && git -c user.email=ci@invalid -c user.name=ci commit -qm sanity
+"$venv/bin/python" "$here/hacking/offline_get_pip.py" >/dev/null
+"$venv/bin/ansible-test" sanity --python "$python" --color no --venv "$@"
