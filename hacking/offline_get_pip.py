@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Install a stand-in for ansible-test's pip bootstrap script, so ansible-test works without its download host.
 
 ansible-test bootstraps pip in its virtual environments with a get-pip script that it downloads from a

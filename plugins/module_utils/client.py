@@ -591,7 +591,7 @@ class RegistryClient:
         try:
             repos = self._paginate("/v2/_catalog", "repositories", scopes, "listing the catalog", page_size)
         except RegistryError as exc:
-            if exc.status in (401, 403, 404, 405):
+            if exc.status in (401, 403, 404, 405) and exc.operation == "listing the catalog":
                 raise RegistryError(
                     "the catalog is not offered by this registry (or not to this credential); "
                     "name repositories explicitly", operation="listing the catalog", method=exc.method,

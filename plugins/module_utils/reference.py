@@ -158,6 +158,8 @@ def parse_reference(text: str, default_tag: str | None = "latest") -> ImageRefer
         rest, tag = rest[:colon], rest[colon + 1:]
         validate_tag(tag)
     first, slash, remainder = rest.partition("/")
+    if not slash and not digest and tag and tag.isdigit() and ("." in first or first == "localhost"):
+        raise InvalidInput(f"invalid image reference '{text}': looks like host:port without a repository")
     if slash and _is_registry_host(first):
         if not HOST_RE.match(first):
             raise InvalidInput(f"invalid image reference '{text}': '{first}' is not a valid registry host")

@@ -189,7 +189,7 @@ def transfer_blob(source_client, source_repository: str, client, repository: str
         stream = IterStream(source_client.iter_blob(source_repository, digest, size), size)
         if size is None:
             # Unknown length: one streamed PATCH (chunked transfer encoding), then an empty PUT.
-            location, _ = client.patch_upload(location, repository, stream, None)
+            location = client.patch_upload(location, repository, stream, None)[0]
             client.finish_upload(location, repository, digest)
         else:
             client.finish_upload(location, repository, digest, body=stream, length=size)
@@ -197,5 +197,3 @@ def transfer_blob(source_client, source_repository: str, client, repository: str
         client.cancel_upload(location, repository)
         raise
     return BlobResult(digest, size, "uploaded", True, source_repository)
-
-

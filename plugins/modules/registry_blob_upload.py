@@ -19,7 +19,7 @@ description:
     being held in memory.
   - Many blobs (O(blobs)) are handled in one call, O(concurrency) at a time, on one pooled connection set.
 author:
-  - regops.registry contributors
+  - regops.registry contributors (@regops)
 options:
   repository:
     description: The target repository, for example C(team/app).

@@ -14,7 +14,7 @@ description:
   - Many hosted registries (Docker Hub, GHCR, GitLab) do not offer the catalog; the module then fails with a sentence
     saying so.
 author:
-  - regops.registry contributors
+  - regops.registry contributors (@regops)
 options:
   filter:
     description:

@@ -19,7 +19,7 @@ description:
   - Deleting a B(digest) removes every tag pointing at it; the result names them.
   - Deleting manifests does not free storage; the registry's garbage collection does that.
 author:
-  - regops.registry contributors
+  - regops.registry contributors (@regops)
 options:
   repository:
     description: The repository, for example C(team/app).

@@ -19,7 +19,7 @@ description:
   - Writes are idempotent (a tag that already has the wanted digest is left alone, no write is sent) and support check
     mode and diff.
 author:
-  - regops.registry contributors
+  - regops.registry contributors (@regops)
 options:
   repository:
     description: The repository, for example C(team/app).

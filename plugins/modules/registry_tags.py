@@ -16,7 +16,7 @@ description:
   - Handles Docker schema 2 images and manifest lists, OCI image manifests and indexes (per-platform facts,
     attestation manifests left out) and non-image artifacts.
 author:
-  - regops.registry contributors
+  - regops.registry contributors (@regops)
 options:
   repository:
     description: The repository, for example C(team/app).

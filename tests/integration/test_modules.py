@@ -132,7 +132,6 @@ def test_write_modules_check_mode_then_apply_then_idempotent(lab, world, tmp_pat
     mark = lab.mark()
     run = record(run_playbook("write.yml", variables, check=True, diff=True))
     assert run.ok, run.output
-    assert all(isinstance(run.results.get(s), dict) for s in STEPS), [(s, str(run.results.get(s))[:200]) for s in STEPS if not isinstance(run.results.get(s), dict)]
     assert all(run.results[step]["changed"] for step in STEPS), run.results
     assert lab.count(mark, WRITES) == {}, lab.requests(mark)
     assert seed.tag_map(session, "it/write") == before

@@ -70,7 +70,7 @@ def down(args) -> int:
     info = json.loads(state.read_text())
     try:
         os.kill(info["pid"], signal.SIGTERM)
-        for _ in range(100):
+        for _attempt in range(100):
             os.kill(info["pid"], 0)
             time.sleep(0.1)
     except ProcessLookupError:

@@ -100,15 +100,15 @@ class TokenServer:
         if not header:
             return None
         try:
-            name, _, password = base64.b64decode(header.split(" ", 1)[1]).decode().partition(":")
+            name, _sep, password = base64.b64decode(header.split(" ", 1)[1]).decode().partition(":")
         except (ValueError, IndexError):
             return False
         user = self.users.get(name)
         return name if user and user["password"] == password else False
 
     def granted(self, user: str | None, scope: str) -> dict | None:
-        kind, _, rest = scope.partition(":")
-        name, _, actions = rest.rpartition(":")
+        kind, _sep, rest = scope.partition(":")
+        name, _sep2, actions = rest.rpartition(":")
         grants = (self.users.get(user) or {}).get("grants", {}) if user else {}
         if kind == "registry":
             allowed = ["*"] if "*" in grants else []
