@@ -198,7 +198,7 @@ def bearer_route(grants, log, challenge_error=""):
 def test_bearer_one_token_for_many_requests():  # AU-03, AU-05
     log = []
     client, _adapter = make_client(bearer_route({"repository:a:pull"}, log),
-                            credentials=Credentials(username="u", password=PASSWORD, source="username option"))
+                                   credentials=Credentials(username="u", password=PASSWORD, source="username option"))
     for _attempt in range(20):
         assert client.list_tags("a") == ["1"]
     assert len(log) == 1 and log[0].headers["Authorization"].startswith("Basic ")
