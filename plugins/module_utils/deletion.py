@@ -144,7 +144,7 @@ class TagDeleter:
             self._remember(False)
             return None
         if response.status_code == 404:
-            return {"type": "tag", "name": tag, "digest": digest, "method": "absent"}
+            return {"type": "tag", "name": tag, "digest": digest, "method": "absent", "shared_tags": siblings}
         self._remember(True)
         vanished = [s for s in siblings if self.client.head_manifest(self.repository, s) is None]
         if vanished:
@@ -154,7 +154,7 @@ class TagDeleter:
             self._remember(False)
             self.client.warn(f"the registry deleted more than the tag {tag} (also {', '.join(vanished)}); "
                              "those tags were restored and native tag deletes are off for this run")
-        return {"type": "tag", "name": tag, "digest": digest, "method": "native"}
+        return {"type": "tag", "name": tag, "digest": digest, "method": "native", "shared_tags": siblings}
 
     def _throwaway_delete(self, tag: str, digest: str, siblings: list[str]) -> dict:
         manifest = self.client.get_manifest(self.repository, tag)
@@ -172,7 +172,7 @@ class TagDeleter:
             # Never leave the tag on the throwaway: point it back at the image it named.
             self.client.put_manifest(self.repository, tag, manifest.raw, manifest.media_type)
             raise
-        return {"type": "tag", "name": tag, "digest": digest, "method": "throwaway"}
+        return {"type": "tag", "name": tag, "digest": digest, "method": "throwaway", "shared_tags": siblings}
 
 
 def apply_delete(client, repository: str, plan: DeletePlan, concurrency: int = 8) -> list[dict]:
@@ -203,7 +203,8 @@ def apply_delete(client, repository: str, plan: DeletePlan, concurrency: int = 8
 
 def predicted(plan: DeletePlan) -> list[dict]:
     """What ``apply_delete`` would report, for check mode."""
-    out = [{"type": "tag", "name": t, "digest": plan.tag_digests[t]} for t in plan.tags]
+    out = [{"type": "tag", "name": t, "digest": plan.tag_digests[t],
+            "shared_tags": [s for s in plan.tags_on(plan.tag_digests[t]) if s != t]} for t in plan.tags]
     out += [{"type": "digest", "name": d, "digest": d, "removed_tags": plan.tags_on(d)} for d in plan.digests]
     out += [{"type": "blob", "name": b, "digest": b} for b in plan.blobs]
     return out

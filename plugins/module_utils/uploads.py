@@ -85,12 +85,18 @@ class IterStream(io.RawIOBase):
         self._chunks = chunks
         self._buffer = b""
         self._length = length
+        self._position = 0
 
     def __len__(self) -> int:
         return self._length or 0
 
     def readable(self) -> bool:
         return True
+
+    def tell(self) -> int:
+        # requests sizes a body as len() - tell(); RawIOBase.tell() would raise and make that 0
+        # (chunked encoding next to our Content-Length, which registries reject or hang on).
+        return self._position
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) < size:
@@ -102,6 +108,7 @@ class IterStream(io.RawIOBase):
             data, self._buffer = self._buffer, b""
         else:
             data, self._buffer = self._buffer[:size], self._buffer[size:]
+        self._position += len(data)
         return data
 
 

@@ -72,8 +72,8 @@ RETURN = r"""
 deleted:
   description:
     - What was deleted (in check mode, what would be).
-    - C(method) tells how a tag went (C(native) OCI tag delete or C(throwaway) manifest); for a digest,
-      C(removed_tags) names every tag that pointed at it.
+    - C(method) tells how a tag went (C(native) OCI tag delete or C(throwaway) manifest) and C(shared_tags) names
+      the other tags on the same digest, which stay; for a digest, C(removed_tags) names every tag that pointed at it.
   returned: always
   type: list
   elements: dict

@@ -116,7 +116,7 @@ def write_vars(lab, world, blob_path):
             "digest_to_delete": write["doomed"]["digest"]}
 
 
-STEPS = ("upload", "mount", "retag", "promote", "delete_tag", "delete_digest")
+STEPS = ("upload", "mount", "retag", "content", "promote", "delete_tag", "delete_digest")
 
 
 def test_write_modules_check_mode_then_apply_then_idempotent(lab, world, tmp_path):
@@ -135,7 +135,8 @@ def test_write_modules_check_mode_then_apply_then_idempotent(lab, world, tmp_pat
     assert all(run.results[step]["changed"] for step in STEPS), run.results
     assert lab.count(mark, WRITES) == {}, lab.requests(mark)
     assert seed.tag_map(session, "it/write") == before
-    assert run.results["delete_tag"]["deleted"] == [{"type": "tag", "name": "shared-a", "digest": write["base"]["digest"]}]
+    assert run.results["delete_tag"]["deleted"] == [{"type": "tag", "name": "shared-a", "digest": write["base"]["digest"],
+                                                     "shared_tags": ["base", "shared-b"]}]
     assert run.results["delete_digest"]["deleted"][0]["removed_tags"] == ["doomed"]
     assert run.results["mount"]["how"] == "mounted" and run.results["upload"]["how"] == "uploaded"
 
@@ -156,6 +157,7 @@ def test_write_modules_check_mode_then_apply_then_idempotent(lab, world, tmp_pat
     assert "doomed" not in after and seed.head_manifest(session, "it/write", write["doomed"]["digest"]) is None
     assert seed.head_manifest(session, "it/write", write["base"]["digest"]) == write["base"]["digest"]
     assert seed.tag_map(session, "it/promoted") == {"promoted": write["index"]["digest"]}
+    assert after["from-content"] == res["content"]["digest"] != write["base"]["digest"]  # compact JSON: new bytes
     # Within one registry no blob bytes are uploaded for the promotion: mounts are POSTs with mount=.
     promote_posts = [r for r in lab.requests(mark) if r.method in ("PATCH", "PUT") and "/it/promoted/blobs/" in r.path]
     assert promote_posts == []
@@ -168,6 +170,38 @@ def test_write_modules_check_mode_then_apply_then_idempotent(lab, world, tmp_pat
     assert run.ok, run.output
     assert not any(run.results[step]["changed"] for step in STEPS), run.results
     assert lab.count(mark, WRITES) == {}, lab.requests(mark)
+
+
+def test_cross_registry_promotion_and_blob_copy(lab_plain, lab_token):
+    """From a plain registry to a token-auth one: only streamed copies, the target digest equals the source's."""
+    source = seed.LabSession(lab_plain)
+    index = seed.push_index(source, "x/src", "v1", seed=80)
+    layer = index["children"][0]["layers"][0]
+    variables = {"conn": lab_token.conn(), "source": f"{lab_plain.host}/x/src:v1",
+                 "source_connection": {"registry": lab_plain.url}, "blob_source": f"{lab_plain.host}/x/src",
+                 "blob_digest": layer}
+    run = record(run_playbook("cross.yml", variables))
+    assert run.ok, run.output
+    assert run.results["promote"]["changed"] and run.results["promote"]["digest"] == index["digest"]
+    assert {b["how"] for b in run.results["promote"]["blobs"]} == {"uploaded"}
+    assert run.results["blob"]["how"] == "uploaded"
+    target = seed.LabSession(lab_token)
+    assert seed.head_manifest(target, "x/dst", "v1") == index["digest"]
+    assert seed.blob_exists(target, "x/blobs", layer)
+    mark = lab_token.mark()
+    again = record(run_playbook("cross.yml", variables))
+    assert again.ok and not again.results["promote"]["changed"] and not again.results["blob"]["changed"]
+    assert lab_token.count(mark, WRITES) == {}
+
+
+def test_credentials_from_docker_config(lab_basic, tmp_path):
+    import base64
+    user, password = "reader", lab_basic.users["reader"]
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"auths": {lab_basic.host: {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}}))
+    run = record(run_adhoc("registry_catalog", {"registry": lab_basic.url, "ca_path": lab_basic.ca_path,
+                                                "docker_config": str(config), "filter": "^it/"}))
+    assert run.rc == 0 and "it/read" in run.results["repositories"], run.output
 
 
 def test_upload_300mb_in_constant_memory(lab, tmp_path):
