@@ -68,3 +68,33 @@ requirements:
 notes:
   - Credentials are never logged and never returned; C(Authorization) is not forwarded to another host on a redirect.
 """
+
+    # For modules that read from a second registry (copies, promotions).
+    SOURCE = r"""
+options:
+  source_connection:
+    description:
+      - Connection options for a source on another registry. Unset ones default to the module's own
+        O(validate_certs), O(ca_path), O(timeout), O(retries) and O(docker_config); credentials are never
+        taken over from the target registry.
+    type: dict
+    suboptions:
+      registry:
+        description: URL of the source registry, to give its scheme (for example C(http://127.0.0.1:5001)).
+        type: str
+      username:
+        description: Username on the source registry.
+        type: str
+      password:
+        description: Password on the source registry.
+        type: str
+      token:
+        description: Pre-issued bearer token for the source registry.
+        type: str
+      validate_certs:
+        description: Verify the source registry's TLS certificate.
+        type: bool
+      ca_path:
+        description: CA bundle for the source registry.
+        type: path
+"""

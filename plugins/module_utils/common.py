@@ -39,6 +39,18 @@ def connection_argument_spec() -> dict[str, dict]:
     }
 
 
+def source_connection_spec() -> dict:
+    """``source_connection``: a second registry's options (doc fragment ``regops.registry.connection.SOURCE``)."""
+    return {"type": "dict", "options": {
+        "registry": {"type": "str"},
+        "username": {"type": "str"},
+        "password": {"type": "str", "no_log": True},
+        "token": {"type": "str", "no_log": True},
+        "validate_certs": {"type": "bool"},
+        "ca_path": {"type": "path"},
+    }}
+
+
 def build_client(get: Callable[[str], Any], *, warn: Callable[[str], None] | None = None,
                  pool_size: int = 16, registry: str | None = None):
     """A client from options read through ``get`` (``module.params.get`` or a plugin's ``get_option``).

@@ -38,30 +38,6 @@ options:
         starting with a host (C(registry.other.example/team/base), C(127.0.0.1:5001/team/base)) means another
         registry, reached with O(source_connection).
     type: str
-  source_connection:
-    description:
-      - Connection options for a source on another registry. Same meaning as the module's own connection options;
-        unset ones default to the module's C(validate_certs), C(ca_path), C(timeout), C(retries), C(docker_config).
-    type: dict
-    suboptions:
-      registry:
-        description: URL of the source registry (to give its scheme, for example C(http://127.0.0.1:5001)).
-        type: str
-      username:
-        description: Username on the source registry.
-        type: str
-      password:
-        description: Password on the source registry.
-        type: str
-      token:
-        description: Pre-issued bearer token for the source registry.
-        type: str
-      validate_certs:
-        description: Verify the source registry's TLS certificate.
-        type: bool
-      ca_path:
-        description: CA bundle for the source registry.
-        type: path
   blobs:
     description:
       - Several blobs in one call; each item has O(path) (and optionally O(digest)), or O(digest) and O(source).
@@ -88,6 +64,7 @@ options:
     default: 4
 extends_documentation_fragment:
   - regops.registry.connection
+  - regops.registry.connection.SOURCE
   - regops.registry.attributes
   - regops.registry.attributes.WRITES
 """
@@ -147,7 +124,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.common.text.formatters import human_to_bytes
 
-from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule
+from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, source_connection_spec
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.options import concurrency, split_source
 from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry, validate_digest, validate_repository
@@ -191,14 +168,7 @@ def main() -> None:
         "path": {"type": "path"},
         "digest": {"type": "str"},
         "source": {"type": "str"},
-        "source_connection": {"type": "dict", "options": {
-            "registry": {"type": "str"},
-            "username": {"type": "str"},
-            "password": {"type": "str", "no_log": True},
-            "token": {"type": "str", "no_log": True},
-            "validate_certs": {"type": "bool"},
-            "ca_path": {"type": "path"},
-        }},
+        "source_connection": source_connection_spec(),
         "blobs": {"type": "list", "elements": "dict", "options": {
             "path": {"type": "path"},
             "digest": {"type": "str"},

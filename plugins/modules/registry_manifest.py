@@ -38,30 +38,6 @@ options:
         of this registry (C(staging/app:1.2.3), C(staging/app@sha256:...)), or a full reference on another
         registry (C(registry.other.example/team/app:1.2.3)), reached with O(source_connection).
     type: str
-  source_connection:
-    description:
-      - Connection options for a source on another registry; unset ones default to the module's
-        C(validate_certs), C(ca_path), C(timeout), C(retries), C(docker_config).
-    type: dict
-    suboptions:
-      registry:
-        description: URL of the source registry (to give its scheme, for example C(http://127.0.0.1:5001)).
-        type: str
-      username:
-        description: Username on the source registry.
-        type: str
-      password:
-        description: Password on the source registry.
-        type: str
-      token:
-        description: Pre-issued bearer token for the source registry.
-        type: str
-      validate_certs:
-        description: Verify the source registry's TLS certificate.
-        type: bool
-      ca_path:
-        description: CA bundle for the source registry.
-        type: path
   content:
     description:
       - A manifest to write to O(tag), as a dict (serialised compactly) or a string (written byte for byte).
@@ -76,6 +52,7 @@ options:
     default: 8
 extends_documentation_fragment:
   - regops.registry.connection
+  - regops.registry.connection.SOURCE
   - regops.registry.attributes
   - regops.registry.attributes.WRITES
 """
@@ -141,7 +118,7 @@ manifests:
 
 import json
 
-from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule
+from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, source_connection_spec
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.options import concurrency, resolve_source
 from ansible_collections.regops.registry.plugins.module_utils.reference import (
@@ -151,16 +128,6 @@ from ansible_collections.regops.registry.plugins.module_utils.reference import (
     validate_repository,
     validate_tag,
 )
-
-CONNECTION_SUBOPTIONS = {
-    "registry": {"type": "str"},
-    "username": {"type": "str"},
-    "password": {"type": "str", "no_log": True},
-    "token": {"type": "str", "no_log": True},
-    "validate_certs": {"type": "bool"},
-    "ca_path": {"type": "path"},
-}
-
 
 def content_bytes(content, media_type: str | None) -> tuple[bytes, str]:
     """Bytes and media type of user-given content (a string is kept byte for byte)."""
@@ -191,7 +158,7 @@ def main() -> None:
         "reference": {"type": "str", "default": "latest"},
         "tag": {"type": "str"},
         "source": {"type": "str"},
-        "source_connection": {"type": "dict", "options": CONNECTION_SUBOPTIONS},
+        "source_connection": source_connection_spec(),
         "content": {"type": "raw"},
         "media_type": {"type": "str"},
         "concurrency": {"type": "int", "default": 8},

@@ -40,6 +40,17 @@ def ansible_env(extra: dict | None = None) -> dict:
     return env
 
 
+def _ansible(program: str, args: list, check: bool, verbosity: int, timeout: float):
+    """Run an Ansible CLI of this venv on localhost, without stdin."""
+    cmd = [str(Path(sys.executable).parent / program), "-i", "localhost,", "-c", "local"] + args
+    if check:
+        cmd.append("--check")
+    if verbosity:
+        cmd.append("-" + "v" * verbosity)
+    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
 @dataclass
 class PlaybookRun:
     rc: int
@@ -58,16 +69,8 @@ def run_playbook(name: str, variables: dict, *, check: bool = False, diff: bool 
         results_path = Path(tmp) / "results.json"
         vars_path = Path(tmp) / "vars.json"
         vars_path.write_text(json.dumps({**variables, "results_path": str(results_path)}))
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-               str(PLAYBOOKS / name), "-e", f"@{vars_path}"]
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        if verbosity:
-            cmd.append("-" + "v" * verbosity)
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=timeout,
-                              stdin=subprocess.DEVNULL, check=False)
+        proc = _ansible("ansible-playbook", [str(PLAYBOOKS / name), "-e", f"@{vars_path}"] + (["--diff"] if diff else []),
+                        check, verbosity, timeout)
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, results)
 
@@ -82,36 +85,27 @@ def run_module(module: str, args: dict, *, check: bool = False) -> tuple[dict, i
         payload["_ansible_check_mode"] = check
         args_path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
         env = ansible_env({"PYTHONPATH": str(COLLECTIONS)})
-        proc = subprocess.Popen(
-            [sys.executable, "-m", f"ansible_collections.regops.registry.plugins.modules.{module}", str(args_path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, stdin=subprocess.DEVNULL)
-        out_chunks = []
-        err_chunks = []
-        # Drain pipes before reaping so a large output cannot block the child.
-        out, err = proc.stdout.read(), proc.stderr.read()
-        out_chunks.append(out)
-        err_chunks.append(err)
-        _pid, _status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(_status)
-        text = b"".join(out_chunks).decode()
+        err_path = Path(tmp) / "stderr"
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"ansible_collections.regops.registry.plugins.modules.{module}", str(args_path)],
+                stdout=subprocess.PIPE, stderr=err, env=env, stdin=subprocess.DEVNULL)
+            # Drain stdout before reaping: wait4 gives this child's own peak RSS (ru_maxrss, KiB).
+            text = proc.stdout.read().decode()
+            _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         try:
             result = json.loads(text[text.index("{"):])
         except ValueError:
-            raise AssertionError(f"module printed no JSON: {text!r} {b''.join(err_chunks).decode()!r}") from None
+            raise AssertionError(f"module printed no JSON: {text!r} {err_path.read_text()!r}") from None
         return result, usage.ru_maxrss * 1024
 
 
 def run_adhoc(module: str, args: dict, *, check: bool = False, verbosity: int = 0,
               timeout: float = 300) -> PlaybookRun:
     """``ansible localhost -m regops.registry.<module> -a <json>``: what a user sees on the terminal."""
-    cmd = [str(Path(sys.executable).parent / "ansible"), "localhost", "-i", "localhost,", "-c", "local",
-           "-m", f"regops.registry.{module}", "-a", json.dumps(args)]
-    if check:
-        cmd.append("--check")
-    if verbosity:
-        cmd.append("-" + "v" * verbosity)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=timeout,
-                          stdin=subprocess.DEVNULL, check=False)
+    proc = _ansible("ansible", ["localhost", "-m", f"regops.registry.{module}", "-a", json.dumps(args)], check,
+                    verbosity, timeout)
     output = proc.stdout + proc.stderr
     result: dict = {}
     marker = output.find("=> {")

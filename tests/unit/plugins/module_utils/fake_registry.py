@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -72,7 +73,8 @@ class FakeAdapter(BaseAdapter):
             headers.add(name, value)
         if not any(n.lower() == "content-length" for n, _value in answer.headers):
             headers.add("Content-Length", str(len(answer.body)))
-        raw = HTTPResponse(body=io.BytesIO(answer.body), headers=headers, status=answer.status,
+        body = b"" if request.method == "HEAD" else answer.body  # HEAD: headers of a GET, no body
+        raw = HTTPResponse(body=io.BytesIO(body), headers=headers, status=answer.status,
                            preload_content=False, decode_content=False, request_method=request.method)
         response = requests.Response()
         response.status_code = answer.status
@@ -101,3 +103,140 @@ def make_client(route, registry="https://reg.test", credentials=None, retries=2)
     client = RegistryClient(parse_registry(registry), credentials or Credentials(), session=session, retries=retries,
                             backoff=0)
     return client, adapter
+
+
+class MemoryRegistry:
+    """Just enough of a registry in memory to drive the flows (uploads, copies, deletes) and their failures.
+
+    Switches reproduce what real registries do: ``tag_delete`` = "none" (2.8: 400 DIGEST_INVALID), "native" (OCI),
+    "greedy" (early zot: deletes the manifest and every tag on it); ``deletes`` False answers 405 UNSUPPORTED;
+    ``mount`` False answers 202 with a session; ``fail_patch`` = set of PATCH numbers that fail with 503 after
+    storing half of their bytes.
+    """
+
+    def __init__(self, tag_delete="none", deletes=True, mount=True, fail_patch=()):
+        self.manifests: dict = {}
+        self.tags: dict = {}
+        self.blobs: dict = {}
+        self.uploads: dict = {}
+        self.tag_delete, self.deletes, self.mount, self.fail_patch = tag_delete, deletes, mount, set(fail_patch)
+        self.patches = 0
+
+    def add_blob(self, repo, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.blobs.setdefault(repo, {})[digest] = data
+        return digest
+
+    def add_manifest(self, repo, ref, raw: bytes, media_type: str) -> str:
+        digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        self.manifests.setdefault(repo, {})[digest] = (raw, media_type)
+        if not ref.startswith("sha256:"):
+            self.tags.setdefault(repo, {})[ref] = digest
+        return digest
+
+    def _manifest(self, repo, ref):
+        digest = ref if ref.startswith("sha256:") else self.tags.get(repo, {}).get(ref)
+        return digest, self.manifests.get(repo, {}).get(digest)
+
+    def route(self, sent: Sent) -> Answer:  # noqa: C901 - a dispatcher
+        from urllib.parse import parse_qs, urlsplit
+        parts = urlsplit(sent.url)
+        path, query = parts.path, parse_qs(parts.query)
+        if path == "/v2/":
+            return Answer(200, [], b"{}")
+        if "/blobs/uploads/" in path:
+            return self._upload(sent, path, query)
+        repo, kind, ref = self._split(path)
+        if kind == "tags":
+            tags = sorted(self.tags.get(repo, {}))
+            return json_answer({"name": repo, "tags": tags}) if repo in self.tags else error(404, "NAME_UNKNOWN")
+        if kind == "manifests":
+            return self._manifests(sent, repo, ref)
+        data = self.blobs.get(repo, {}).get(ref)
+        if sent.method == "DELETE":
+            return self._delete_blob(repo, ref)
+        if data is None:
+            return error(404, "BLOB_UNKNOWN")
+        return Answer(200, [("Docker-Content-Digest", ref)], b"" if sent.method == "HEAD" else data)
+
+    @staticmethod
+    def _split(path):
+        rest = path[len("/v2/"):]
+        for kind in ("manifests", "blobs", "tags"):
+            marker = f"/{kind}/"
+            if marker in rest:
+                repo, ref = rest.split(marker, 1)
+                return repo, kind, ref
+        raise AssertionError(path)
+
+    def _manifests(self, sent, repo, ref):
+        if sent.method in ("GET", "HEAD"):
+            digest, found = self._manifest(repo, ref)
+            if not found:
+                return error(404, "MANIFEST_UNKNOWN")
+            raw, media_type = found
+            return Answer(200, [("Content-Type", media_type), ("Docker-Content-Digest", digest)],
+                          b"" if sent.method == "HEAD" else raw)
+        if sent.method == "PUT":
+            digest = self.add_manifest(repo, ref, sent.body, sent.headers["Content-Type"])
+            return Answer(201, [("Docker-Content-Digest", digest), ("Location", f"/v2/{repo}/manifests/{digest}")])
+        if not self.deletes:
+            return error(405, "UNSUPPORTED", "The operation is unsupported.")
+        if ref.startswith("sha256:"):
+            if ref not in self.manifests.get(repo, {}):
+                return error(404, "MANIFEST_UNKNOWN")
+            del self.manifests[repo][ref]
+            self.tags[repo] = {t: d for t, d in self.tags.get(repo, {}).items() if d != ref}
+            return Answer(202)
+        if self.tag_delete == "none":
+            return error(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
+        digest = self.tags.get(repo, {}).get(ref)
+        if digest is None:
+            return error(404, "MANIFEST_UNKNOWN")
+        if self.tag_delete == "greedy":
+            return self._manifests(Sent("DELETE", "", {}, b""), repo, digest)
+        del self.tags[repo][ref]
+        return Answer(202)
+
+    def _delete_blob(self, repo, digest):
+        if not self.deletes:
+            return error(405, "UNSUPPORTED")
+        return Answer(202) if self.blobs.get(repo, {}).pop(digest, None) is not None else error(404, "BLOB_UNKNOWN")
+
+    def _upload(self, sent, path, query):
+        repo = path[len("/v2/"):].split("/blobs/uploads/")[0]
+        uid = path.rsplit("/", 1)[-1]
+        if sent.method == "POST":
+            if "mount" in query:
+                digest, source = query["mount"][0], query["from"][0]
+                if self.mount and digest in self.blobs.get(source, {}):
+                    self.blobs.setdefault(repo, {})[digest] = self.blobs[source][digest]
+                    return Answer(201, [("Location", f"/v2/{repo}/blobs/{digest}"), ("Docker-Content-Digest", digest)])
+            uid = f"u{len(self.uploads) + 1}"
+            self.uploads[uid] = bytearray()
+            return Answer(202, [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=s{uid}"), ("Range", "0-0")])
+        if uid not in self.uploads:
+            return error(404, "BLOB_UPLOAD_UNKNOWN")
+        buffer = self.uploads[uid]
+        location = [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=s{uid}-{len(buffer)}")]
+        if sent.method == "PATCH":
+            self.patches += 1
+            if self.patches in self.fail_patch:
+                buffer.extend(sent.body[: len(sent.body) // 2])  # a broken connection: half arrived
+                return Answer(503)
+            buffer.extend(sent.body)
+            return Answer(202, [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=x"),
+                                ("Range", f"0-{len(buffer) - 1}")])
+        if sent.method == "GET":
+            return Answer(204, location + [("Range", f"bytes=0-{len(buffer) - 1}")])
+        if sent.method == "DELETE":
+            del self.uploads[uid]
+            return Answer(204)
+        buffer.extend(sent.body)
+        digest = query["digest"][0]
+        if "sha256:" + hashlib.sha256(bytes(buffer)).hexdigest() != digest:
+            del self.uploads[uid]
+            return error(400, "DIGEST_INVALID")
+        self.blobs.setdefault(repo, {})[digest] = bytes(buffer)
+        del self.uploads[uid]
+        return Answer(201, [("Location", f"/v2/{repo}/blobs/{digest}"), ("Docker-Content-Digest", digest)])

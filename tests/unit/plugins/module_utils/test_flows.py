@@ -1,0 +1,150 @@
+"""uploads, copy and deletion against an in-memory registry: the paths a real lab cannot easily produce."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.regops.registry.plugins.module_utils import client as client_module
+from ansible_collections.regops.registry.plugins.module_utils import deletion
+from ansible_collections.regops.registry.plugins.module_utils.copy import copy_image
+from ansible_collections.regops.registry.plugins.module_utils.reference import OCI_INDEX, OCI_MANIFEST
+from ansible_collections.regops.registry.plugins.module_utils.uploads import file_digest, transfer_blob, upload_file
+from tests.unit.plugins.module_utils.fake_registry import MemoryRegistry, make_client
+
+WRITES = ("PUT", "PATCH", "POST", "DELETE")
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch):
+    monkeypatch.setattr(client_module.time, "sleep", lambda s: None)
+
+
+def image(registry: MemoryRegistry, repo: str, tags, seed: str = "x"):
+    config = registry.add_blob(repo, json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode())
+    layer = registry.add_blob(repo, f"layer-{seed}".encode() * 100)
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                           "size": len(registry.blobs[repo][config])},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer,
+                            "size": len(registry.blobs[repo][layer])}]}
+    raw = json.dumps(manifest).encode()
+    digest = registry.add_manifest(repo, raw and digest_of(raw), raw, OCI_MANIFEST)
+    for tag in tags:
+        registry.add_manifest(repo, tag, raw, OCI_MANIFEST)
+    return digest, raw
+
+
+def digest_of(raw: bytes) -> str:
+    import hashlib
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+@pytest.mark.parametrize("mode,method", [("none", "throwaway"), ("native", "native"), ("greedy", "native")])
+def test_tag_delete_keeps_siblings(mode, method):  # EP-18, RG-03
+    registry = MemoryRegistry(tag_delete=mode)
+    digest, _raw = image(registry, "a", ["keep", "drop"])
+    client, adapter = make_client(registry.route)
+    warnings = []
+    client._warn = warnings.append
+    plan = deletion.plan_delete(client, "a", tags=["drop"])
+    result = deletion.apply_delete(client, "a", plan)
+    assert result[0]["method"] == method and result[0]["shared_tags"] == ["keep"]
+    assert registry.tags["a"] == {"keep": digest}
+    assert digest in registry.manifests["a"]
+    if mode == "greedy":  # the registry took the sibling too: restored, and reported
+        assert "restored" in warnings[0]
+    if mode == "none":  # the throwaway manifest is gone again
+        assert set(registry.manifests["a"]) == {digest}
+    first_write = next(s for s in adapter.sent if s.method in WRITES)
+    assert first_write.method == "DELETE" and deletion.PROBE_DIGEST in first_write.url
+
+
+def test_deletes_disabled_stops_before_any_write():  # EP-19
+    registry = MemoryRegistry(deletes=False)
+    digest, _raw = image(registry, "a", ["keep", "drop"])
+    client, adapter = make_client(registry.route)
+    plan = deletion.plan_delete(client, "a", tags=["drop"], digests=[digest])
+    with pytest.raises(deletion.DeletesDisabled, match="deletes disabled"):
+        deletion.apply_delete(client, "a", plan)
+    assert [s.method for s in adapter.writes()] == ["DELETE"]  # the probe only
+    assert registry.tags["a"] == {"keep": digest, "drop": digest}
+
+
+def test_digest_delete_names_every_tag_and_is_idempotent():  # EP-17
+    registry = MemoryRegistry()
+    digest, _raw = image(registry, "a", ["x", "y"])
+    client = make_client(registry.route)[0]
+    plan = deletion.plan_delete(client, "a", digests=[digest], tags=["x"])
+    assert deletion.predicted(plan)[0]["removed_tags"] == ["x", "y"]
+    assert plan.skipped[0]["reason"].startswith("removed with its digest")
+    deletion.apply_delete(client, "a", plan)
+    again = deletion.plan_delete(client, "a", digests=[digest])
+    assert not again.changes and again.skipped[0]["reason"] == "absent"
+
+
+def test_chunked_upload_resumes_after_interruption(tmp_path):  # EP-28, EP-29
+    registry = MemoryRegistry(fail_patch={2})
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(range(256)) * 4096 * 3)  # 3 MiB
+    client, adapter = make_client(registry.route)
+    warnings = []
+    client._warn = warnings.append
+    result = upload_file(client, "a", str(path), chunk_size=1 << 20)
+    digest, size = file_digest(str(path))
+    assert (result.digest, result.how) == (digest, "uploaded") and registry.blobs["a"][digest] == path.read_bytes()
+    assert "resuming at byte" in warnings[0]
+    assert len([s for s in adapter.sent if s.method == "GET" and "/blobs/uploads/" in s.url]) == 1  # one status request
+    again = upload_file(client, "a", str(path), chunk_size=1 << 20)  # EP-32
+    assert again.how == "exists" and not again.changed
+
+
+def test_mount_declined_streams_through_the_session():  # EP-31
+    registry = MemoryRegistry(mount=False)
+    data = b"blob" * 1000
+    digest = registry.add_blob("src", data)
+    client = make_client(registry.route)[0]
+    result = transfer_blob(client, "src", client, "dst", digest, len(data))
+    assert result.how == "uploaded" and registry.blobs["dst"][digest] == data
+
+
+def test_failed_copy_cancels_the_session():  # EP-33, EP-24
+    registry = MemoryRegistry(mount=False)
+    digest = registry.add_blob("src", b"original")
+    registry.blobs["src"][digest] = b"tampered"  # the stored bytes no longer match their digest
+    client, adapter = make_client(registry.route)
+    with pytest.raises(Exception):
+        transfer_blob(client, "src", client, "dst", digest, 8)
+    assert digest not in registry.blobs.get("dst", {})
+    assert any(s.method == "DELETE" and "/blobs/uploads/" in s.url for s in adapter.sent) or not registry.uploads
+
+
+def test_copy_within_registry_mounts_config_too_and_is_idempotent():  # EP-14, EP-16
+    registry = MemoryRegistry()
+    digest, _raw = image(registry, "staging/app", ["1.0"])
+    client, adapter = make_client(registry.route)
+    result = copy_image(client, "staging/app", "1.0", client, "prod/app", "1.0")
+    assert result["digest"] == digest and {b["how"] for b in result["blobs"]} == {"mounted"} and len(result["blobs"]) == 2
+    assert not [s for s in adapter.sent if s.method == "PATCH" or (s.method == "PUT" and "/blobs/" in s.url)]
+    writes = len(adapter.writes())
+    assert not copy_image(client, "staging/app", "1.0", client, "prod/app", "1.0")["changed"]
+    assert len(adapter.writes()) == writes
+
+
+def test_index_children_written_before_index_and_check_mode_writes_nothing():  # EP-14
+    registry = MemoryRegistry()
+    child_a, raw_a = image(registry, "src", [], seed="a")
+    child_b, raw_b = image(registry, "src", [], seed="b")
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": child_a, "size": len(raw_a), "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": OCI_MANIFEST, "digest": child_b, "size": len(raw_b), "platform": {"os": "linux", "architecture": "arm64"}}]}
+    index_raw = json.dumps(index).encode()
+    registry.add_manifest("src", "multi", index_raw, OCI_INDEX)
+    client, adapter = make_client(registry.route)
+    checked = copy_image(client, "src", "multi", client, "dst", "multi", check_mode=True)
+    assert checked["changed"] and adapter.writes() == []
+    copy_image(client, "src", "multi", client, "dst", "multi")
+    puts = [s.url.rsplit("/", 1)[-1] for s in adapter.sent if s.method == "PUT" and "/manifests/" in s.url]
+    assert set(puts[:2]) == {child_a, child_b} and puts[2] == "multi"
+    assert registry.tags["dst"]["multi"] == digest_of(index_raw)
