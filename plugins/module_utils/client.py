@@ -158,6 +158,8 @@ class RegistryClient:
         self._challenge: _auth.Challenge | None = None
         self._pinged = False
         self._ping_lock = threading.Lock()
+        # Learned per run by the safe tag delete: None = not tried yet, then whether OCI tag DELETE works.
+        self.native_tag_delete: bool | None = None
         self.stats = {"requests": 0, "token_requests": 0}
         self._stats_lock = threading.Lock()
         self._secrets = [s for s in (credentials.password, credentials.bearer_token,

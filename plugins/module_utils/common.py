@@ -10,16 +10,14 @@ from typing import Any, Callable
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.regops.registry.plugins.module_utils.auth import AuthError, resolve_credentials
 from ansible_collections.regops.registry.plugins.module_utils.client import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
+    RegistryClient,
 )
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput, RegistryError
-
-CONNECTION_OPTIONS = (
-    "registry", "username", "password", "token", "docker_config", "validate_certs",
-    "ca_path", "client_cert", "client_key", "timeout", "retries",
-)
+from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry
 
 
 def connection_argument_spec() -> dict[str, dict]:
@@ -57,10 +55,6 @@ def build_client(get: Callable[[str], Any], *, warn: Callable[[str], None] | Non
 
     Everything here is validation and credential resolution: no request is sent.
     """
-    from ansible_collections.regops.registry.plugins.module_utils.auth import resolve_credentials
-    from ansible_collections.regops.registry.plugins.module_utils.client import RegistryClient
-    from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry
-
     location = parse_registry(registry or get("registry"))
     timeout = get("timeout")
     retries = get("retries")
@@ -128,14 +122,11 @@ class RegistryModule:
         """Run the module body; every expected failure is a clean ``fail_json`` (no traceback)."""
         try:
             result = body()
-        except InvalidInput as exc:
+        except (InvalidInput, AuthError) as exc:
             self.module.fail_json(msg=str(exc))
         except RegistryError as exc:
             self.module.fail_json(msg=str(exc), **exc.as_result())
-        except Exception as exc:  # noqa: BLE001 - last resort, still without secrets
-            from ansible_collections.regops.registry.plugins.module_utils.auth import AuthError
-            if isinstance(exc, AuthError):
-                self.module.fail_json(msg=str(exc))
+        except Exception as exc:  # noqa: BLE001 - last resort (a bug): still without secrets
             redact = self._client.redact if self._client is not None else str
             self.module.fail_json(msg=redact(f"unexpected error: {type(exc).__name__}: {exc}"),
                                   exception=redact(traceback.format_exc()))

@@ -13,12 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
+from ansible_collections.regops.registry.plugins.module_utils.reference import INDEX_MEDIA_TYPES
 from ansible_collections.regops.registry.plugins.module_utils.uploads import transfer_blob
 
-INDEX_TYPES = frozenset({
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-})
 # Non-distributable layers live outside registries (Windows base layers): never pushed.
 FOREIGN_LAYER_TYPES = frozenset({
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
@@ -57,7 +54,7 @@ def plan_copy(client, repository: str, reference: str, concurrency: int = 8) -> 
     pending = [manifest]
     while pending:
         current = pending.pop()
-        if current.media_type in INDEX_TYPES:
+        if current.media_type in INDEX_MEDIA_TYPES:
             digests = [d["digest"] for d in current.data.get("manifests") or [] if isinstance(d, dict) and d.get("digest")]
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
                 children = list(pool.map(lambda d: client.get_manifest(repository, d), digests))

@@ -120,7 +120,7 @@ class TagDeleter:
         self.client = client
         self.repository = repository
         self.plan = plan
-        self._native = getattr(client, "_native_tag_delete", None)  # None = unknown yet
+        self._native = client.native_tag_delete
         self._lock = threading.Lock()
 
     def delete(self, tag: str) -> dict:
@@ -135,7 +135,7 @@ class TagDeleter:
     def _remember(self, native: bool) -> None:
         with self._lock:
             self._native = native
-            self.client._native_tag_delete = native
+            self.client.native_tag_delete = native
 
     def _native_delete(self, tag: str, digest: str, siblings: list[str]) -> dict | None:
         manifest = self.client.get_manifest(self.repository, digest) if siblings else None
