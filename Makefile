@@ -44,10 +44,11 @@ sanity: venv
 	VENV=$(VENV) hacking/sanity.sh
 
 system-deps:
-	@missing=""; for c in docker-registry skopeo htpasswd openssl; do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for c in docker-registry skopeo htpasswd openssl git shellcheck; do command -v $$c >/dev/null || missing=1; done; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    docker-registry skopeo apache2-utils openssl ca-certificates git >/dev/null; fi
+	    docker-registry skopeo apache2-utils openssl ca-certificates git shellcheck python3-venv >/dev/null; fi
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: tests/requirements.txt requirements.txt
