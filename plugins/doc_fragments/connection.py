@@ -98,3 +98,34 @@ options:
         description: CA bundle for the source registry.
         type: path
 """
+
+    # For lookup and inventory plugins: the same options, also read from variables and the environment.
+    PLUGINS = r"""
+options:
+  registry:
+    vars:
+      - name: regops_registry
+  username:
+    env:
+      - name: REGOPS_REGISTRY_USERNAME
+    vars:
+      - name: regops_registry_username
+  password:
+    env:
+      - name: REGOPS_REGISTRY_PASSWORD
+    vars:
+      - name: regops_registry_password
+  token:
+    env:
+      - name: REGOPS_REGISTRY_TOKEN
+    vars:
+      - name: regops_registry_token
+  validate_certs:
+    vars:
+      - name: regops_registry_validate_certs
+  ca_path:
+    env:
+      - name: REGOPS_REGISTRY_CA_PATH
+    vars:
+      - name: regops_registry_ca_path
+"""

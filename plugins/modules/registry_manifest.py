@@ -129,6 +129,7 @@ from ansible_collections.regops.registry.plugins.module_utils.reference import (
     validate_tag,
 )
 
+
 def content_bytes(content, media_type: str | None) -> tuple[bytes, str]:
     """Bytes and media type of user-given content (a string is kept byte for byte)."""
     if isinstance(content, (dict, list)):
