@@ -38,7 +38,9 @@ integration: system-deps venv collection
 docs-check: venv collection
 	@for m in plugins/modules/*.py; do n=$$(basename $$m .py); \
 	  $(VENV)/bin/ansible-doc regops.registry.$$n >/dev/null || { echo "ansible-doc fails for $$n"; exit 1; }; done
-	@echo "ansible-doc renders every module"
+	@$(VENV)/bin/ansible-doc -t lookup regops.registry.digest >/dev/null
+	@$(VENV)/bin/ansible-doc -t inventory regops.registry.registry >/dev/null
+	@echo "ansible-doc renders every module and plugin"
 
 sanity: venv
 	VENV=$(VENV) hacking/sanity.sh

@@ -40,9 +40,10 @@ def ansible_env(extra: dict | None = None) -> dict:
     return env
 
 
-def _ansible(program: str, args: list, check: bool, verbosity: int, timeout: float):
-    """Run an Ansible CLI of this venv on localhost, without stdin."""
-    cmd = [str(Path(sys.executable).parent / program), "-i", "localhost,", "-c", "local"] + args
+def run_ansible(program: str, args: list, check: bool = False, verbosity: int = 0, timeout: float = 600,
+                local: bool = True):
+    """Run an Ansible CLI of this venv (on localhost unless ``local`` is false), without stdin."""
+    cmd = [str(Path(sys.executable).parent / program)] + (["-i", "localhost,", "-c", "local"] if local else []) + args
     if check:
         cmd.append("--check")
     if verbosity:
@@ -69,8 +70,8 @@ def run_playbook(name: str, variables: dict, *, check: bool = False, diff: bool 
         results_path = Path(tmp) / "results.json"
         vars_path = Path(tmp) / "vars.json"
         vars_path.write_text(json.dumps({**variables, "results_path": str(results_path)}))
-        proc = _ansible("ansible-playbook", [str(PLAYBOOKS / name), "-e", f"@{vars_path}"] + (["--diff"] if diff else []),
-                        check, verbosity, timeout)
+        args = [str(PLAYBOOKS / name), "-e", f"@{vars_path}"] + (["--diff"] if diff else [])
+        proc = run_ansible("ansible-playbook", args, check, verbosity, timeout)
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, results)
 
@@ -104,8 +105,8 @@ def run_module(module: str, args: dict, *, check: bool = False) -> tuple[dict, i
 def run_adhoc(module: str, args: dict, *, check: bool = False, verbosity: int = 0,
               timeout: float = 300) -> PlaybookRun:
     """``ansible localhost -m regops.registry.<module> -a <json>``: what a user sees on the terminal."""
-    proc = _ansible("ansible", ["localhost", "-m", f"regops.registry.{module}", "-a", json.dumps(args)], check,
-                    verbosity, timeout)
+    proc = run_ansible("ansible", ["localhost", "-m", f"regops.registry.{module}", "-a", json.dumps(args)],
+                       check, verbosity, timeout)
     output = proc.stdout + proc.stderr
     result: dict = {}
     marker = output.find("=> {")

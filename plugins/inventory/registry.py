@@ -1,0 +1,203 @@
+# Copyright: regops.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: registry
+short_description: One inventory host per image (repository and tag) of a container registry
+version_added: 0.1.0
+author:
+  - regops.registry contributors (@regops)
+description:
+  - Reads repositories (named, or matched against the catalog), their tags and the facts of every tag (digest, created,
+    size, platforms, labels) and makes one host per image, named C(<repository>@<tag>) so that it works in host
+    patterns, with the facts as host variables C(registry_image_*), and one group per repository.
+  - Facts of a repository are gathered in one concurrent pass (one C(HEAD) per tag, one manifest and config read per
+    distinct digest), as the M(regops.registry.registry_tags) module does.
+  - Everything that comes from the registry (tags, labels, annotations) is untrusted data and is never templated.
+  - Configuration files must end in C(registry.yml) or C(registry.yaml).
+options:
+  plugin:
+    description: Marks this file as a configuration of this plugin.
+    required: true
+    choices: [regops.registry.registry]
+  repositories:
+    description:
+      - Repository names, or Python regular expressions matched (C(re.fullmatch)) against the catalog.
+      - A name without regular expression characters is used as is, without reading the catalog (for registries
+        that do not offer one).
+    type: list
+    elements: str
+    default: ['.*']
+  tags:
+    description: Python regular expressions; only tags matching one of them (C(re.search)) become hosts.
+    type: list
+    elements: str
+    default: []
+  tag_limit:
+    description: At most this many tags per repository, the newest by image creation date.
+    type: int
+  concurrency:
+    description: How many requests run at once.
+    type: int
+    default: 8
+  group_prefix:
+    description: Prefix of the per-repository group names (C(<prefix><repository with / . - as _>)).
+    type: str
+    default: repo_
+extends_documentation_fragment:
+  - regops.registry.connection
+  - regops.registry.connection.PLUGINS
+  - constructed
+  - inventory_cache
+"""
+
+EXAMPLES = r"""
+# lab.registry.yml
+plugin: regops.registry.registry
+registry: https://registry.example.com
+username: reader
+repositories: ['team/.*']
+tags: ['^v?\d+\.\d+\.\d+$']
+tag_limit: 10
+keyed_groups:
+  - key: registry_image_architectures
+    prefix: arch
+  - key: registry_image_labels['org.opencontainers.image.vendor'] | default('none')
+    prefix: vendor
+compose:
+  image_pin: registry_image_repository ~ '@' ~ registry_image_digest
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/regops-registry-inventory
+"""
+
+import re
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+from ansible_collections.regops.registry.plugins.module_utils.auth import AuthError
+from ansible_collections.regops.registry.plugins.module_utils.client import HAS_REQUESTS
+from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput, RegistryError
+from ansible_collections.regops.registry.plugins.module_utils.options import compile_regexes, concurrency, positive_int
+from ansible_collections.regops.registry.plugins.module_utils.reference import REPOSITORY_RE, validate_repository
+
+PLAIN_NAME = re.compile(r"^[a-z0-9._/-]+$")
+
+
+def host_name(repository: str, tag: str) -> str:
+    """``team/app@1.2``: no ':' (host patterns split on it) and unique ('@' is in neither names nor tags)."""
+    return f"{repository}@{tag}"
+
+
+def group_name(prefix: str, repository: str) -> str:
+    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", repository)
+
+
+def host_vars(registry: str, image: dict) -> dict:
+    """The facts of one tag as ``registry_image_*`` variables (JSON-friendly, cacheable)."""
+    platforms = image.get("platforms") or []
+    return {
+        "registry_image_reference": f"{registry}/{image['repository']}:{image['tag']}",
+        "registry_image_registry": registry,
+        "registry_image_repository": image["repository"],
+        "registry_image_tag": image["tag"],
+        "registry_image_digest": image.get("digest"),
+        "registry_image_media_type": image.get("media_type"),
+        "registry_image_created": image.get("created"),
+        "registry_image_created_source": image.get("created_source"),
+        "registry_image_size": image.get("size"),
+        "registry_image_platforms": platforms,
+        "registry_image_architectures": sorted({p.get("architecture") for p in platforms if p.get("architecture")}),
+        "registry_image_labels": image.get("labels") or {},
+        "registry_image_annotations": image.get("annotations") or {},
+        "registry_image_shared_tags": image.get("shared_tags") or [],
+    }
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "regops.registry.registry"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(("registry.yml", "registry.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option("cache") and cache
+        hosts = None
+        if use_cache:
+            try:
+                hosts = self._cache[cache_key]
+            except KeyError:
+                hosts = None
+        if hosts is None:
+            hosts = self._gather()
+            if self.get_option("cache"):
+                self._cache[cache_key] = hosts
+        self._populate(hosts)
+
+    def _gather(self) -> list[dict]:
+        if not HAS_REQUESTS:
+            raise AnsibleParserError("the regops.registry.registry inventory plugin needs the Python library 'requests'")
+        from ansible_collections.regops.registry.plugins.module_utils.common import build_client
+        from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer
+        from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
+
+        try:
+            patterns = self.get_option("repositories") or [".*"]
+            tag_filters = compile_regexes(self.get_option("tags"), "tags")
+            limit = positive_int(self.get_option("tag_limit"), "tag_limit")
+            workers = concurrency(self.get_option("concurrency"))
+            client = build_client(self.get_option, warn=self.display.warning)
+            try:
+                repositories = self._repositories(client, patterns)
+                gatherer = FactsGatherer(client, workers)
+                hosts = []
+                for repository in repositories:
+                    tags = client.list_tags(repository)
+                    tags = [t for t in tags if not tag_filters or any(p.search(t) for p in tag_filters)]
+                    images = gatherer.tag_details(repository, tags)
+                    if limit is not None:
+                        created = {i["tag"]: i.get("created") for i in images}
+                        keep = set(sort_tags([i["tag"] for i in images], "created", created=created, reverse=True)[:limit])
+                        images = [i for i in images if i["tag"] in keep]
+                    for image in images:
+                        image["repository"] = repository
+                        hosts.append(host_vars(client.location.canonical_host, image))
+                return hosts
+            finally:
+                client.close()
+        except (InvalidInput, AuthError, RegistryError) as exc:
+            raise AnsibleParserError(f"regops.registry.registry inventory: {exc}") from None
+
+    @staticmethod
+    def _repositories(client, patterns: list[str]) -> list[str]:
+        names = [p for p in patterns if PLAIN_NAME.match(p) and REPOSITORY_RE.match(p)]
+        regexes = compile_regexes([p for p in patterns if p not in names], "repositories")
+        for name in names:
+            validate_repository(name)
+        found = set(names)
+        if regexes:
+            found.update(r for r in client.catalog() if any(p.fullmatch(r) for p in regexes))
+        return sorted(found)
+
+    def _populate(self, hosts: list[dict]) -> None:
+        strict = self.get_option("strict")
+        prefix = self.get_option("group_prefix")
+        for variables in hosts:
+            name = host_name(variables["registry_image_repository"], variables["registry_image_tag"])
+            group = self.inventory.add_group(group_name(prefix, variables["registry_image_repository"]))
+            self.inventory.add_host(name, group=group)
+            for key, value in variables.items():
+                # ansible-core >= 2.19 (our floor) never templates strings it was not told to trust: registry data
+                # (tags, labels) set here stays data. wrap_var would only add __ansible_unsafe noise to --list.
+                self.inventory.set_variable(name, key, value)
+            host = self.inventory.get_host(name)
+            all_vars = host.get_vars()
+            self._set_composite_vars(self.get_option("compose"), all_vars, name, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), all_vars, name, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), all_vars, name, strict=strict)
