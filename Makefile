@@ -16,7 +16,7 @@ export ANSIBLE_LOCALHOST_WARNING := 0
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := 0
 export PY_COLORS := 0
 
-.PHONY: demo test units integration sanity system-deps venv collection docs-check clean
+.PHONY: demo test bench units integration sanity system-deps venv collection docs-check clean
 
 ## demo: start a throwaway registry on 127.0.0.1, seed it, run demo/demo.yml, stop the registry
 demo: system-deps venv collection
@@ -28,6 +28,10 @@ demo: system-deps venv collection
 
 ## test: unit tests, integration tests against real registries, ansible-doc and ansible-test sanity
 test: system-deps venv collection units integration docs-check sanity
+
+## bench: benchmarks against peers (not tests): facts for 1,000 tags vs a skopeo inspect loop
+bench: system-deps venv collection
+	$(PY) bench/facts.py
 
 units: venv collection
 	$(PY) -m pytest tests/unit

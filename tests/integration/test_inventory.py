@@ -50,6 +50,11 @@ def test_inventory_graph_groups_and_cache(lab, tmp_path):
     assert hostvars["inv2/app@arm"]["registry_image_labels"]["com.example.team"] == "{{ lookup('pipe', 'id') }}"
     assert arm["digest"] == hostvars["inv2/app@arm"]["registry_image_digest"]
 
+    # Host names work in host patterns (no ':'), alone and combined with groups.
+    hosts = run_ansible("ansible", ["-i", path, "inv/web@1.0:arch_arm64", "--list-hosts"], local=False)
+    assert hosts.returncode == 0, hosts.stdout + hosts.stderr
+    assert {"inv/web@1.0", "inv/api@2.0", "inv2/app@arm"} <= set(hosts.stdout.split())
+
     # Cached: a second run sends no manifest request (and no request at all).
     mark = lab.mark()
     again = unwrap(json.loads(run_ansible_inventory(path, "--list").stdout))

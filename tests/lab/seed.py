@@ -186,3 +186,37 @@ def seed_many_repositories(session: LabSession, prefix: str, count: int, concurr
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(one, names))
     return names
+
+
+def seed_scale(session: LabSession, repositories: int = 20, tags_per_repository: int = 50, images_per_repository: int = 10,
+               prefix: str = "scale", concurrency: int = 8) -> dict:
+    """Many tags over few images per repository (so tags share digests), one OCI index per repository.
+
+    Returns ``{repository: {tag: {"digest", "created", "architecture", "os", "labels"}}}``: what each tag must show.
+    """
+    def one_repository(r: int) -> tuple[str, dict]:
+        repo = f"{prefix}/r{r:02d}"
+        images = []
+        for i in range(images_per_repository - 1):
+            created = f"2024-{1 + (i % 12):02d}-{1 + r % 28:02d}T{i % 24:02d}:00:00Z"
+            labels = {"org.opencontainers.image.version": f"{r}.{i}", "team": f"t{i % 3}"} if i % 4 else None
+            arch = "arm64" if i % 5 == 4 else "amd64"
+            image = push_image(session, repo, None, kind="docker" if i % 2 else "oci", created=created, labels=labels,
+                               architecture=arch, seed=r * 100 + i, layer_sizes=(64 + i,))
+            images.append({"raw": image["raw"], "media_type": image["media_type"], "digest": image["digest"],
+                           "created": created, "architecture": arch, "os": "linux", "labels": labels or {}})
+        index = push_index(session, repo, "index-0", seed=r * 100 + 90, created="2024-12-24T12:00:00Z",
+                           labels={"kind": "multi"})
+        images.append({"raw": index["raw"], "media_type": index["media_type"], "digest": index["digest"],
+                       "created": "2024-12-24T12:00:00Z", "architecture": "amd64", "os": "linux", "labels": {"kind": "multi"}})
+        expected = {}
+        for t in range(tags_per_repository):
+            image = images[t % len(images)]
+            tag = f"1.{t // 10}.{t % 10}"
+            put_manifest(session, repo, tag, image["raw"], image["media_type"])
+            expected[tag] = {k: image[k] for k in ("digest", "created", "architecture", "os", "labels")}
+        expected["index-0"] = expected[next(t for t, v in expected.items() if v["digest"] == index["digest"])]
+        return repo, expected
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return dict(pool.map(one_repository, range(repositories)))
