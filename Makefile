@@ -44,6 +44,8 @@ docs-check: venv collection
 	  $(VENV)/bin/ansible-doc regops.registry.$$n >/dev/null || { echo "ansible-doc fails for $$n"; exit 1; }; done
 	@$(VENV)/bin/ansible-doc -t lookup regops.registry.digest >/dev/null
 	@$(VENV)/bin/ansible-doc -t inventory regops.registry.registry >/dev/null
+	@for f in parse_reference semver_sort promote_summary; do $(VENV)/bin/ansible-doc -t filter regops.registry.$$f >/dev/null; done
+	@$(VENV)/bin/ansible-doc -t role regops.registry.promote >/dev/null
 	@echo "ansible-doc renders every module and plugin"
 
 sanity: venv

@@ -1,15 +1,24 @@
-"""Seeding with raw requests, independent of the collection's client: the tests compare against this."""
+"""Seeding with raw ``requests``, independent of the collection's client: the tests compare against this.
+
+Every manifest is pushed as the exact bytes its digest is computed over (``manifest_bytes``, also ``raw``).
+Image manifests use ``indent=3`` on purpose: a client that re-serialises would change the digest.
+"""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import random
 import re
+import tarfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -21,91 +30,197 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 
+_REPO_PATH = re.compile(r"^/v2/(.+?)/(?:manifests|blobs|tags)/")
+
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-class LabSession:
-    """Minimal authenticated session: Basic, or Bearer tokens fetched per challenge (simple on purpose)."""
+def _challenge(header: str) -> tuple[str, dict]:
+    scheme, _sep, rest = header.strip().partition(" ")
+    return scheme.lower(), {k.lower(): v for k, v in re.findall(r'(\w+)="([^"]*)"', rest)}
+
+
+class LabSession(requests.Session):
+    """A ``requests.Session`` for one lab and one user; paths may be relative (``/v2/...``).
+
+    plain: no auth; basic: Basic credentials on every request; token: on a 401 ``Bearer`` challenge it
+    asks the token server for the challenge's scopes plus ``pull,push,delete`` on the repository of the
+    URL (the server grants the intersection), caches the token per repository, and retries once. No
+    other cleverness: a pusher DELETE comes back 401 ``insufficient_scope`` as it should.
+    ``history`` lists ``(method, path_with_query, status)`` of every request sent to the registry.
+    """
 
     def __init__(self, lab, user: str | None = "alice") -> None:
-        self.base = lab.url
-        self.session = requests.Session()
-        self.session.verify = lab.ca_path or True
-        self.session.trust_env = False
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=16)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.creds = (user, lab.users[user]) if lab.mode != "plain" and user else None
+        super().__init__()
+        self.base = lab.url.rstrip("/")
         self.mode = lab.mode
-        self.tokens: dict[str, str] = {}
-
-    def request(self, method: str, path: str, **kwargs) -> requests.Response:
-        url = path if path.startswith("http") else self.base + path
-        headers = dict(kwargs.pop("headers", {}) or {})
+        self.verify = lab.ca_path or True
+        self.trust_env = False
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+        self.user = user if lab.mode != "plain" else None
+        self.creds = (user, lab.users[user]) if self.user else None
         if self.mode == "basic" and self.creds:
-            kwargs["auth"] = self.creds
-        for _attempt in range(2):
-            scope_key = headers.pop("_scope", None)
-            if self.mode == "token" and scope_key in self.tokens:
-                headers["Authorization"] = f"Bearer {self.tokens[scope_key]}"
-            response = self.session.request(method, url, headers=headers, **kwargs)
-            if response.status_code != 401 or self.mode != "token":
-                return response
-            challenge = dict(re.findall(r'(\w+)="([^"]*)"', response.headers.get("WWW-Authenticate", "")))
-            params = {"service": challenge.get("service"), "scope": challenge.get("scope", "").split()}
-            answer = self.session.get(challenge["realm"], params=params, auth=self.creds)
-            answer.raise_for_status()
-            key = challenge.get("scope", "")
-            self.tokens[key] = answer.json()["token"]
-            headers["_scope"] = key
+            self.auth = self.creds
+        self.tokens: dict[str, str] = {}
+        self.token_fetches = 0
+        self.history: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+
+    def _url(self, url: str) -> str:
+        return url if url.startswith(("http://", "https://")) else self.base + url
+
+    @staticmethod
+    def _key(url: str) -> str:
+        path = urlsplit(url).path
+        if path.startswith("/v2/_catalog"):
+            return "registry:catalog"
+        match = _REPO_PATH.match(path)
+        return match.group(1) if match else ""
+
+    def request(self, method, url, *args, **kwargs):  # noqa: D401 - requests' signature
+        url = self._url(url)
+        if self.mode != "token":
+            return self._send(method, url, *args, **kwargs)
+        key = self._key(url)
+        headers = dict(kwargs.pop("headers", None) or {})
+        if key in self.tokens:
+            headers["Authorization"] = f"Bearer {self.tokens[key]}"
+        response = self._send(method, url, *args, headers=headers, **kwargs)
+        if response.status_code != 401:
+            return response
+        scheme, params = _challenge(response.headers.get("WWW-Authenticate", ""))
+        if scheme != "bearer" or "realm" not in params:
+            return response
+        scopes = set(params.get("scope", "").split())
+        if key and key != "registry:catalog":
+            scopes.add(f"repository:{key}:pull,push,delete")
+        self.tokens[key] = self.fetch_token(params["realm"], params.get("service"), sorted(scopes))
+        headers["Authorization"] = f"Bearer {self.tokens[key]}"
+        return self._send(method, url, *args, headers=headers, **kwargs)
+
+    def _send(self, method, url, *args, **kwargs):
+        response = super().request(method, url, *args, **kwargs)
+        if url.startswith(self.base):
+            split = urlsplit(url)
+            with self._lock:
+                self.history.append((method.upper(), split.path + (f"?{split.query}" if split.query else ""),
+                                     response.status_code))
         return response
 
-    def __getattr__(self, name):  # get/put/head/... -> request
-        return lambda path, **kw: self.request(name.upper(), path, **kw)
+    def fetch_token(self, realm: str, service: str | None, scopes: list[str]) -> str:
+        params = [("service", service)] if service else []
+        params += [("scope", s) for s in scopes]
+        if self.creds:
+            params.append(("account", self.creds[0]))
+        answer = requests.get(realm, params=params, auth=self.creds, verify=self.verify, timeout=30)
+        answer.raise_for_status()
+        with self._lock:
+            self.token_fetches += 1
+        body = answer.json()
+        return body.get("token") or body["access_token"]
 
+
+def session_for(lab, user: str | None = "alice") -> LabSession:
+    """Authenticated seeding session for ``lab`` (``user=None``: anonymous)."""
+    return LabSession(lab, user)
+
+
+# --- content ------------------------------------------------------------------------------------
 
 def random_bytes(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def push_blob(session: LabSession, repo: str, data: bytes) -> str:
+def random_layer(size: int, seed: int, *, tar_gzip: bool = False) -> bytes:
+    """``size`` random bytes, or (``tar_gzip``) a real gzip'ed tar holding one file of ``size`` random bytes
+    (deterministic: fixed mtimes). The registry does not look inside layers; random bytes are enough."""
+    payload = random_bytes(size, seed)
+    if not tar_gzip:
+        return payload
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo(f"layer-{seed}.bin")
+        info.size, info.mtime, info.mode = size, 0, 0o644
+        tar.addfile(info, io.BytesIO(payload))
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+def _check(answer: requests.Response, *expected: int) -> requests.Response:
+    if answer.status_code not in expected:
+        raise AssertionError(f"{answer.request.method} {answer.url} -> {answer.status_code} "
+                             f"(expected {expected}): {answer.text[:500]}")
+    return answer
+
+
+def push_blob(session: LabSession, repo: str, data: bytes, *, mount_from: str | None = None,
+              check_exists: bool = True) -> str:
+    """HEAD (skip if present), else mount from ``mount_from`` (201) or POST + PUT ``?digest=`` (monolithic)."""
     digest = sha256(data)
-    if session.head(f"/v2/{repo}/blobs/{digest}").status_code == 200:
+    if check_exists and session.head(f"/v2/{repo}/blobs/{digest}").status_code == 200:
         return digest
-    start = session.post(f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"})
-    assert start.status_code == 202, (start.status_code, start.text)
+    if mount_from:
+        start = _check(session.post(f"/v2/{repo}/blobs/uploads/?mount={quote(digest)}&from={mount_from}",
+                                    headers={"Content-Length": "0"}), 201, 202)
+        if start.status_code == 201:
+            return digest
+    else:
+        start = _check(session.post(f"/v2/{repo}/blobs/uploads/", headers={"Content-Length": "0"}), 202)
     location = urljoin(start.url, start.headers["Location"])
     sep = "&" if "?" in location else "?"
-    done = session.put(f"{location}{sep}digest={digest}", data=data,
-                       headers={"Content-Type": "application/octet-stream"})
-    assert done.status_code == 201, (done.status_code, done.text)
+    _check(session.put(f"{location}{sep}digest={quote(digest)}", data=data,
+                       headers={"Content-Type": "application/octet-stream"}), 201)
     return digest
 
 
+def blob_exists(session: LabSession, repo: str, digest: str) -> bool:
+    return session.head(f"/v2/{repo}/blobs/{digest}").status_code == 200
+
+
 def put_manifest(session: LabSession, repo: str, reference: str, raw: bytes, media_type: str) -> str:
-    answer = session.put(f"/v2/{repo}/manifests/{reference}", data=raw, headers={"Content-Type": media_type})
-    assert answer.status_code == 201, (answer.status_code, answer.text)
-    return sha256(raw)
+    """PUT these exact bytes; returns their digest (checked against the registry's ``Docker-Content-Digest``)."""
+    answer = _check(session.put(f"/v2/{repo}/manifests/{reference}", data=raw, headers={"Content-Type": media_type}),
+                    201)
+    digest = sha256(raw)
+    assert answer.headers.get("Docker-Content-Digest", digest) == digest, answer.headers
+    return digest
+
+
+def tag_manifest(session: LabSession, repo: str, tag: str, manifest_bytes: bytes, media_type: str) -> str:
+    """Point ``tag`` at an existing manifest (same bytes, same digest)."""
+    return put_manifest(session, repo, tag, manifest_bytes, media_type)
 
 
 def push_image(session: LabSession, repo: str, tag: str | None, *, kind: str = "oci",
                created: str | None = "2024-01-02T03:04:05Z", labels: dict | None = None, architecture: str = "amd64",
-               os_name: str = "linux", variant: str | None = None, layer_sizes=(1024,), seed: int = 0,
-               annotations: dict | None = None) -> dict:
-    """Push an image (random layers, a real config) and tag it; returns its digest, bytes and parts."""
-    layers = [random_bytes(size, seed * 1000 + i) for i, size in enumerate(layer_sizes)]
-    layer_digests = [push_blob(session, repo, data) for data in layers]
+               os: str | None = None, variant: str | None = None, layer_sizes=(1024,), seed: int = 0,
+               annotations: dict | None = None, os_name: str = "linux", tar_gzip: bool = False,
+               mount_from: str | None = None) -> dict:
+    """Push an image (random layers, a real config) under ``tag`` (None: by digest only).
+
+    ``kind``: "oci" or "docker" (schema 2). ``created`` None leaves ``created`` out of the config.
+    Returns ``digest``, ``manifest_bytes`` (= ``raw``), ``media_type``, ``manifest`` (dict), ``config`` (dict),
+    ``config_bytes``, ``config_digest``, ``layers`` (digests), ``layer_sizes``, ``size`` (config + layers),
+    ``manifest_size``.
+    """
+    if kind not in ("oci", "docker"):
+        raise ValueError("kind must be 'oci' or 'docker'")
+    os_name = os or os_name
+    layers = [random_layer(size, seed * 1000 + i, tar_gzip=tar_gzip) for i, size in enumerate(layer_sizes)]
+    layer_digests = [push_blob(session, repo, data, mount_from=mount_from) for data in layers]
+    diff_ids = [sha256(gzip.decompress(b)) if tar_gzip else d for b, d in zip(layers, layer_digests)]
     config = {"architecture": architecture, "os": os_name, "config": {"Labels": labels},
-              "rootfs": {"type": "layers", "diff_ids": layer_digests},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids},
               "history": [{"created": created or "2000-01-01T00:00:00Z", "created_by": "regops lab"}]}
     if created is not None:
         config["created"] = created
     if variant:
         config["variant"] = variant
     config_raw = json.dumps(config, sort_keys=True).encode()
-    config_digest = push_blob(session, repo, config_raw)
+    config_digest = push_blob(session, repo, config_raw, mount_from=mount_from)
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST if kind == "oci" else DOCKER_MANIFEST,
@@ -116,20 +231,29 @@ def push_image(session: LabSession, repo: str, tag: str | None, *, kind: str = "
     }
     if annotations:
         manifest["annotations"] = annotations
-    raw = json.dumps(manifest, indent=3).encode()  # unusual whitespace on purpose: digests are over bytes
+    raw = json.dumps(manifest, indent=3).encode()
     digest = put_manifest(session, repo, tag or sha256(raw), raw, manifest["mediaType"])
-    return {"digest": digest, "raw": raw, "media_type": manifest["mediaType"], "config": config,
-            "config_digest": config_digest, "layers": layer_digests,
-            "size": len(config_raw) + sum(len(b) for b in layers)}
+    return {"digest": digest, "manifest_bytes": raw, "raw": raw, "media_type": manifest["mediaType"],
+            "manifest": manifest, "config": config, "config_bytes": config_raw, "config_digest": config_digest,
+            "layers": layer_digests, "layer_sizes": [len(b) for b in layers],
+            "size": len(config_raw) + sum(len(b) for b in layers), "manifest_size": len(raw)}
 
 
-def push_index(session: LabSession, repo: str, tag: str, *, kind: str = "oci",
+def push_index(session: LabSession, repo: str, tag: str | None, *, kind: str = "oci",
                platforms=(("linux", "amd64", None), ("linux", "arm64", "v8")), created: str = "2024-03-04T05:06:07Z",
-               labels: dict | None = None, seed: int = 100, with_attestation: bool = False) -> dict:
+               labels: dict | None = None, seed: int = 100, with_attestation: bool = False,
+               annotations: dict | None = None) -> dict:
+    """Children first (by digest), then the index under ``tag``. ``platforms``: ``(os, arch, variant)``.
+
+    ``with_attestation``: adds a BuildKit-style attestation manifest (platform unknown/unknown,
+    ``vnd.docker.reference.type: attestation-manifest``) as the last entry (not in ``children``).
+    Returns ``digest``, ``manifest_bytes`` (= ``raw``), ``media_type``, ``manifest``, ``children`` (push_image
+    dicts plus ``platform``), ``attestation`` (dict or None).
+    """
     children = []
     for i, (os_name, arch, variant) in enumerate(platforms):
         child = push_image(session, repo, None, kind=kind, created=created, labels=labels, architecture=arch,
-                           os_name=os_name, variant=variant, seed=seed + i, layer_sizes=(2048, 512))
+                           os=os_name, variant=variant, seed=seed + i, layer_sizes=(2048, 512))
         platform = {"os": os_name, "architecture": arch}
         if variant:
             platform["variant"] = variant
@@ -137,33 +261,51 @@ def push_index(session: LabSession, repo: str, tag: str, *, kind: str = "oci",
         children.append(child)
     descriptors = [{"mediaType": c["media_type"], "digest": c["digest"], "size": len(c["raw"]),
                     "platform": c["platform"]} for c in children]
+    attestation = None
     if with_attestation:
-        att = push_image(session, repo, None, kind="oci", created=None, architecture="unknown", os_name="unknown",
-                         seed=seed + 50, layer_sizes=(100,))
-        descriptors.append({"mediaType": OCI_MANIFEST, "digest": att["digest"], "size": len(att["raw"]),
+        attestation = push_image(session, repo, None, kind="oci", created=None, architecture="unknown", os="unknown",
+                                 seed=seed + 50, layer_sizes=(100,))
+        descriptors.append({"mediaType": OCI_MANIFEST, "digest": attestation["digest"], "size": len(attestation["raw"]),
                             "platform": {"os": "unknown", "architecture": "unknown"},
                             "annotations": {"vnd.docker.reference.type": "attestation-manifest",
                                             "vnd.docker.reference.digest": children[0]["digest"]}})
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX if kind == "oci" else DOCKER_LIST, "manifests": descriptors}
+    if annotations:
+        index["annotations"] = annotations
     raw = json.dumps(index).encode()
-    digest = put_manifest(session, repo, tag, raw, index["mediaType"])
-    return {"digest": digest, "raw": raw, "media_type": index["mediaType"], "children": children}
+    digest = put_manifest(session, repo, tag or sha256(raw), raw, index["mediaType"])
+    return {"digest": digest, "manifest_bytes": raw, "raw": raw, "media_type": index["mediaType"], "manifest": index,
+            "children": children, "attestation": attestation}
 
 
-def tag_manifest(session: LabSession, repo: str, tag: str, raw: bytes, media_type: str) -> str:
-    return put_manifest(session, repo, tag, raw, media_type)
-
+# --- reading ------------------------------------------------------------------------------------
 
 def head_manifest(session: LabSession, repo: str, reference: str) -> str | None:
+    """The digest the registry reports for ``reference``, None when absent."""
     answer = session.head(f"/v2/{repo}/manifests/{reference}", headers={"Accept": ACCEPT})
     return answer.headers.get("Docker-Content-Digest") if answer.status_code == 200 else None
 
 
+def get_manifest(session: LabSession, repo: str, reference: str) -> tuple[bytes, str, str] | None:
+    """``(bytes, media_type, digest)`` or None when absent."""
+    answer = session.get(f"/v2/{repo}/manifests/{reference}", headers={"Accept": ACCEPT})
+    if answer.status_code == 404:
+        return None
+    _check(answer, 200)
+    return answer.content, answer.headers.get("Content-Type", ""), answer.headers.get("Docker-Content-Digest", "")
+
+
+def delete_manifest(session: LabSession, repo: str, digest: str) -> requests.Response:
+    """Raw DELETE by digest (202 when deleted; the caller checks)."""
+    return session.delete(f"/v2/{repo}/manifests/{digest}")
+
+
 def list_tags(session: LabSession, repo: str) -> list[str]:
+    """Sorted tags ([] for an unknown repository)."""
     answer = session.get(f"/v2/{repo}/tags/list")
     if answer.status_code == 404:
         return []
-    answer.raise_for_status()
+    _check(answer, 200)
     return sorted(answer.json().get("tags") or [])
 
 
@@ -172,19 +314,45 @@ def tag_map(session: LabSession, repo: str) -> dict[str, str]:
     return {tag: head_manifest(session, repo, tag) for tag in list_tags(session, repo)}
 
 
-def blob_exists(session: LabSession, repo: str, digest: str) -> bool:
-    return session.head(f"/v2/{repo}/blobs/{digest}").status_code == 200
+def catalog(session: LabSession) -> list[str]:
+    """All repositories, following ``Link`` pages."""
+    names: list[str] = []
+    url = "/v2/_catalog?n=1000"
+    while url:
+        answer = _check(session.get(url), 200)
+        names += answer.json().get("repositories") or []
+        link = answer.headers.get("Link", "")
+        match = re.match(r'\s*<([^>]+)>\s*;\s*rel="?next"?', link)
+        url = urljoin(answer.url, match.group(1)) if match else ""
+    return names
 
+
+# --- bulk ---------------------------------------------------------------------------------------
 
 def seed_many_repositories(session: LabSession, prefix: str, count: int, concurrency: int = 8) -> list[str]:
-    """``count`` repositories with one tiny image each (shared blobs), for catalog pagination."""
+    """``count`` repositories ``{prefix}/rNNNN`` with one tiny image (tag ``1``) each, for catalog pagination.
+
+    The first is pushed normally; the others mount its two blobs and PUT the same manifest (3 requests each).
+    """
     names = [f"{prefix}/r{i:04d}" for i in range(count)]
+    if not names:
+        return names
+    first = push_image(session, names[0], "1", seed=7, layer_sizes=(64,))
+    blobs = [first["config_digest"]] + first["layers"]
 
     def one(name: str) -> None:
-        push_image(session, name, "1", seed=7, layer_sizes=(64,))
+        for digest in blobs:
+            answer = _check(session.post(f"/v2/{name}/blobs/uploads/?mount={quote(digest)}&from={names[0]}",
+                                         headers={"Content-Length": "0"}), 201, 202)
+            if answer.status_code == 202:  # not mounted: upload
+                data = first["config_bytes"] if digest == first["config_digest"] else random_layer(64, 7000)
+                location = urljoin(answer.url, answer.headers["Location"])
+                _check(session.put(f"{location}{'&' if '?' in location else '?'}digest={quote(digest)}", data=data,
+                                   headers={"Content-Type": "application/octet-stream"}), 201)
+        put_manifest(session, name, "1", first["raw"], first["media_type"])
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(one, names))
+        list(pool.map(one, names[1:]))
     return names
 
 

@@ -1,0 +1,105 @@
+"""The promote role (issue 4) against real registries: same repository, another repository, another registry."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from tests.integration.runner import run_playbook
+from tests.lab import seed
+
+WRITES = ("PUT", "PATCH", "POST", "DELETE")
+
+
+def registries(*labs) -> dict:
+    return {lab.host: lab.conn() for lab in labs}
+
+
+def skopeo_raw_digest(lab, reference: str) -> str:
+    """The digest of the manifest bytes skopeo reads back (independent of the collection)."""
+    cmd = ["skopeo", "inspect", "--raw"]
+    if lab.mode == "plain":
+        cmd.append("--tls-verify=false")
+    else:
+        certs = lab.workdir / "skopeo-certs"
+        certs.mkdir(exist_ok=True)
+        (certs / "ca.crt").write_bytes(Path(lab.ca_path).read_bytes())
+        cmd += ["--cert-dir", str(certs), "--creds", f"alice:{lab.users['alice']}"]
+    raw = subprocess.run(cmd + [f"docker://{reference}"], capture_output=True, check=True, timeout=60).stdout
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def promote(source, targets, regs, check=False):
+    return run_playbook("promote.yml", {"promote_source": source, "promote_targets": targets,
+                                        "promote_registries": regs}, check=check)
+
+
+def test_promote_within_one_registry_mounts_everything(lab_plain):
+    session = seed.LabSession(lab_plain)
+    image = seed.push_image(session, "staging/app", "1.4.2", layer_sizes=(4096, 2048, 1024), seed=500)
+    host = lab_plain.host
+    targets = [f"{host}/staging/app:stable", f"{host}/prod/app:1.4.2", f"{host}/prod/app:stable"]
+    regs = registries(lab_plain)
+
+    mark = lab_plain.mark()
+    checked = promote(f"{host}/staging/app:1.4.2", targets, regs, check=True)
+    assert checked.ok, checked.output
+    assert lab_plain.count(mark, WRITES) == {}
+    assert seed.head_manifest(session, "prod/app", "1.4.2") is None
+
+    mark = lab_plain.mark()
+    run = promote(f"{host}/staging/app:1.4.2", targets, regs)
+    assert run.ok, run.output
+    result = run.results
+    assert result["digest"] == image["digest"] and result["changed"]
+    for target in targets:
+        assert skopeo_raw_digest(lab_plain, target) == image["digest"]
+    by_target = {t["target"]: t for t in result["targets"]}
+    assert by_target[f"{host}/staging/app:stable"]["blobs"] == {"mounted": 0, "uploaded": 0, "exists": 0}
+    assert by_target[f"{host}/prod/app:1.4.2"]["blobs"]["mounted"] == 4  # config + 3 layers
+    requests = lab_plain.requests(mark)
+    # No blob bytes: no PATCH, no blob PUT, and every blob POST is a mount (the config blob included).
+    assert not [r for r in requests if r.method == "PATCH" or (r.method == "PUT" and "/blobs/" in r.path)]
+    mounts = [r for r in requests if r.method == "POST"]
+    assert mounts and all("mount=" in r.path and r.status == 201 for r in mounts)
+    assert any(image["config_digest"].replace(":", "%3A") in r.path for r in mounts)
+
+    mark = lab_plain.mark()
+    again = promote(f"{host}/staging/app:1.4.2", targets, regs)
+    assert again.ok and not again.results["changed"]
+    assert lab_plain.count(mark, WRITES) == {}
+
+
+def test_promote_index_by_digest_to_another_registry(lab_plain, lab_token):
+    source_session = seed.LabSession(lab_plain)
+    index = seed.push_index(source_session, "ci/app", "build-77", seed=600, with_attestation=True)
+    source = f"{lab_plain.host}/ci/app@{index['digest']}"
+    targets = [f"{lab_token.host}/release/app:2.0.0", f"{lab_token.host}/release/app:latest"]
+    regs = registries(lab_plain, lab_token)
+
+    mark = lab_token.mark()
+    checked = promote(source, targets, regs, check=True)
+    assert checked.ok, checked.output
+    assert lab_token.count(mark, WRITES) == {}
+
+    run = promote(source, targets, regs)
+    assert run.ok, run.output
+    assert run.results["digest"] == index["digest"]
+    for target in targets:
+        assert skopeo_raw_digest(lab_token, target) == index["digest"]
+    first, second = run.results["targets"]
+    assert first["blobs"]["uploaded"] > 0 and first["manifests_written"] == 4  # 3 children, then the index
+    assert second["blobs"]["uploaded"] == 0  # the second target found every blob already there
+    for child in index["children"]:
+        assert seed.blob_exists(seed.LabSession(lab_token), "release/app", child["config_digest"])
+
+    mark = lab_token.mark()
+    again = promote(source, targets, regs)
+    assert again.ok and not again.results["changed"]
+    assert lab_token.count(mark, WRITES) == {}
+
+
+def test_promote_rejects_a_target_without_tag(lab_plain):
+    run = promote(f"{lab_plain.host}/x/y:1", [f"{lab_plain.host}/x/z@sha256:{'a' * 64}"], registries(lab_plain))
+    assert not run.ok and "must be references with a tag" in run.output
