@@ -29,9 +29,10 @@ demo: system-deps venv collection
 ## test: unit tests, integration tests against real registries, ansible-doc and ansible-test sanity
 test: system-deps venv collection units integration docs-check sanity
 
-## bench: benchmarks against peers (not tests): facts for 1,000 tags vs a skopeo inspect loop
+## bench: benchmarks against peers (not tests): facts for 1,000 tags, promotion of a 250 MB image
 bench: system-deps venv collection
 	$(PY) bench/facts.py
+	$(PY) bench/promote.py
 
 units: venv collection
 	$(PY) -m pytest tests/unit
@@ -52,11 +53,11 @@ sanity: venv
 	VENV=$(VENV) hacking/sanity.sh
 
 system-deps:
-	@missing=""; for c in docker-registry skopeo htpasswd openssl git shellcheck; do command -v $$c >/dev/null || missing=1; done; \
+	@missing=""; for c in docker-registry skopeo htpasswd openssl git shellcheck curl; do command -v $$c >/dev/null || missing=1; done; \
 	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    docker-registry skopeo apache2-utils openssl ca-certificates git shellcheck python3-venv >/dev/null; fi
+	    docker-registry skopeo apache2-utils openssl ca-certificates git shellcheck curl python3-venv >/dev/null; fi
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: tests/requirements.txt requirements.txt

@@ -1,9 +1,10 @@
 # Copyright: regops.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Authentication logic: challenges, scopes, credentials, token requests and the token cache.
+"""Authentication logic: challenges, scopes, credentials, token requests, the token cache, redaction.
 
-Never does HTTP: it describes token requests and reads token responses; the client sends them. The
-only I/O is reading a Docker config.json and running ``docker-credential-*`` helpers.
+Never does HTTP: it *describes* token requests and *reads* token responses; the client sends them.
+The only I/O is reading a Docker ``config.json`` and running ``docker-credential-*`` helpers.
+Protocol reference section 4 (checklist AU-01..AU-13) is the specification followed here.
 """
 
 from __future__ import annotations
@@ -12,105 +13,209 @@ import base64
 import hashlib
 import ipaddress
 import json
+import math
 import os
 import re
+import shutil
+import signal
+import socket
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from typing import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import quote, quote_plus, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 
+if TYPE_CHECKING:  # pragma: no cover - typing only; reference.py is pure and imports nothing from here
+    from ansible_collections.regops.registry.plugins.module_utils.reference import RegistryLocation
+
 CLIENT_ID = "regops.registry"
-MIN_TOKEN_LIFETIME = 60.0
+MIN_TOKEN_LIFETIME = 60.0  # D-auth: absent -> 60 s, and servers SHOULD NOT issue less
+MAX_TOKEN_MARGIN = 30.0
+DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
+REDACTED = "REDACTED"
 HELPER_SUFFIX_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-SECRET_QUERY_KEYS = frozenset({"x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "sig",
-                               "token", "access_token", "_state", "x-goog-signature"})
+HELPER_NOT_FOUND = "credentials not found"
+# Environment handed to credential helpers: enough for them to find their stores, nothing else.
+HELPER_ENV_NAMES = frozenset({"PATH", "HOME", "DBUS_SESSION_BUS_ADDRESS", "PASSWORD_STORE_DIR", "GNUPGHOME"})
+HELPER_ENV_PREFIXES = ("DOCKER_", "XDG_", "AWS_")  # AWS_*: docker-credential-ecr-login reads its profile/keys there
+# Query keys whose values are credentials or signatures (presigned blob URLs, upload state, tokens).
+SECRET_QUERY_KEYS = frozenset({
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature", "x-goog-credential",
+    "signature", "sig", "token", "access_token", "refresh_token", "_state", "password", "client_secret",
+})
 
 
 class AuthError(Exception):
-    """Credentials could not be resolved or a token could not be obtained. Never carries a secret."""
+    """Credentials could not be resolved, or a token exchange is unsafe or unusable.
+
+    The message never contains a secret: it names the source (path, helper, user), never the value.
+    """
 
 
-# --- challenges ---------------------------------------------------------------------------------
+class HelperNotFound(AuthError):
+    """The ``docker-credential-*`` program is not on PATH (a ``credsStore`` copied from another machine)."""
+
+
+# --- challenges (AU-01) ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Challenge:
+    """One ``WWW-Authenticate`` challenge; scheme and parameter names lowercased (RFC 7235: case-insensitive)."""
+
     scheme: str
-    params: dict = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def realm(self) -> str:
+        return self.params.get("realm", "")
+
+    @property
+    def service(self) -> str:
+        return self.params.get("service", "")
+
+    @property
+    def error(self) -> str:
+        """``invalid_token`` (drop the cached token, refetch once) or ``insufficient_scope`` (merge scopes)."""
+        return self.params.get("error", "")
+
+    @property
+    def scopes(self) -> list[Scope]:
+        return parse_scope_param(self.params.get("scope"))
 
 
-_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_PARAM_RE = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*')
+_TCHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN68_RE = re.compile(r"[A-Za-z0-9._~+/-]+=*[ \t]*(?:,|$)")
 
 
-def _parse_one_field(value: str) -> list[Challenge]:
-    challenges: list[Challenge] = []
-    pos = 0
-    current: Challenge | None = None
+def _read_token(value: str, pos: int) -> int:
+    end = pos
+    while end < len(value) and value[end] in _TCHARS:
+        end += 1
+    return end
+
+
+def _read_quoted(value: str, pos: int) -> tuple[str, int]:
+    """``value[pos] == '"'``: the unescaped content and the position after the closing quote."""
+    out: list[str] = []
+    pos += 1
     while pos < len(value):
-        while pos < len(value) and value[pos] in " ,":
-            pos += 1
-        if pos >= len(value):
-            break
-        param = _PARAM_RE.match(value, pos)
-        if param and current is not None:
-            name, raw = param.group(1).lower(), param.group(2)
-            if raw.startswith('"'):
-                raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-            current.params[name] = raw
-            pos = param.end()
+        char = value[pos]
+        if char == "\\" and pos + 1 < len(value):
+            out.append(value[pos + 1])
+            pos += 2
             continue
-        scheme = re.match(_TOKEN, value[pos:])
-        if not scheme:
-            break  # garbage: keep what was understood
-        current = Challenge(scheme.group(0).lower(), {})
-        challenges.append(current)
-        pos += scheme.end()
-        # token68 form ("Basic abc=="): skip it
-        t68 = re.match(r"\s+([A-Za-z0-9._~+/-]+=*)\s*(?:,|$)", value[pos:])
-        if t68 and "=" not in t68.group(1).rstrip("="):
-            pos += t68.end()
+        if char == '"':
+            return "".join(out), pos + 1
+        out.append(char)
+        pos += 1
+    return "".join(out), pos  # unterminated: keep what is there
+
+
+def _parse_field(value: str) -> list[Challenge]:
+    """Challenges of one header field: a token followed by ``=`` is a parameter, any other token a new scheme."""
+    challenges: list[Challenge] = []
+    current: dict[str, str] | None = None
+    pos = 0
+    size = len(value)
+    while pos < size:
+        while pos < size and value[pos] in " \t,":
+            pos += 1
+        if pos >= size:
+            break
+        end = _read_token(value, pos)
+        if end == pos:  # stray character (a quote, '=' ...): skip it, or the quoted string it opens
+            pos = _read_quoted(value, pos)[1] if value[pos] == '"' else pos + 1
+            continue
+        word = value[pos:end]
+        after = end
+        while after < size and value[after] in " \t":
+            after += 1
+        if after < size and value[after] == "=":
+            pos = after + 1
+            while pos < size and value[pos] in " \t":
+                pos += 1
+            if pos < size and value[pos] == '"':
+                param, pos = _read_quoted(value, pos)
+            else:  # token value; lenient: anything up to a comma or blank (unquoted URLs are met in practice)
+                start = pos
+                while pos < size and value[pos] not in ", \t":
+                    pos += 1
+                param = value[start:pos]
+            if current is not None:
+                current.setdefault(word.lower(), param)
+            continue
+        current = {}
+        challenges.append(Challenge(word.lower(), current))
+        pos = end
+        token68 = _TOKEN68_RE.match(value, after)
+        if after > end and token68:  # "Negotiate abc==": credentials blob, not parameters
+            pos = token68.end()
     return challenges
 
 
-def parse_challenges(header_values: Iterable[str]) -> list[Challenge]:
-    """All challenges in ``WWW-Authenticate`` values (several fields, or several challenges in one)."""
+def parse_challenges(header_values: Iterable[str] | str | None) -> list[Challenge]:
+    """All challenges in ``WWW-Authenticate`` values: separate fields, or several joined in one field.
+
+    Pass ``response.raw.headers.getlist('WWW-Authenticate')`` or the merged ``response.headers`` value:
+    both give the same result because one field is split into challenges here.
+    """
+    if header_values is None:
+        return []
+    if isinstance(header_values, str):
+        header_values = [header_values]
     out: list[Challenge] = []
-    for value in header_values or []:
+    for value in header_values:
         if value:
-            out.extend(_parse_one_field(value))
+            out.extend(_parse_field(str(value)))
     return out
 
 
-def choose_challenge(challenges: list[Challenge]) -> Challenge | None:
-    for wanted in ("bearer", "basic"):
-        for challenge in challenges:
-            if challenge.scheme == wanted:
-                return challenge
-    return None
+def choose_challenge(challenges: Iterable[Challenge]) -> Challenge | None:
+    """Bearer if offered (one with a realm preferred), else Basic; other schemes (Negotiate...) are ignored."""
+    challenges = list(challenges)
+    bearers = [c for c in challenges if c.scheme == "bearer"]
+    basics = [c for c in challenges if c.scheme == "basic"]
+    with_realm = [c for c in bearers if c.realm]
+    if with_realm:
+        return with_realm[0]
+    if basics:
+        return basics[0]
+    return bearers[0] if bearers else None
 
 
-# --- scopes -------------------------------------------------------------------------------------
+# --- scopes (AU-02) -------------------------------------------------------------------------------
+
+_SCOPE_PART_RE = re.compile(r"^[^\s:]+$")
+_ACTION_RE = re.compile(r"^[A-Za-z0-9_*-]+$")
+
 
 @dataclass(frozen=True, order=True)
 class Scope:
+    """``type:name:actions``; actions sorted and deduplicated, so equal access compares and prints equal."""
+
     type: str
     name: str
-    actions: tuple = ()
+    actions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "actions", tuple(sorted(set(a for a in self.actions if a))))
+        actions: Iterable[str] = self.actions.split(",") if isinstance(self.actions, str) else self.actions
+        object.__setattr__(self, "actions", tuple(sorted({a.strip() for a in actions if a and a.strip()})))
 
     @classmethod
     def parse(cls, text: str) -> Scope:
-        """``type:name:actions``; the name may hold a ``:port``, so split at the first and the last colon."""
+        """The name may hold ``:port`` (``repository:localhost:5000/app:pull``): type at the first colon, actions at the last."""
+        text = text.strip() if isinstance(text, str) else ""
         kind, sep, rest = text.partition(":")
         name, sep2, actions = rest.rpartition(":")
-        if not sep or not sep2 or not kind or not name:
-            raise InvalidInput(f"invalid scope '{text}'")
-        return cls(kind, name, tuple(actions.split(",")))
+        parts = [a for a in actions.split(",") if a]
+        if (not sep or not sep2 or not _SCOPE_PART_RE.match(kind) or not name or any(c.isspace() for c in name)
+                or not parts or not all(_ACTION_RE.match(a) for a in parts)):
+            raise InvalidInput(f"invalid scope '{text}': expected 'type:name:action[,action...]', "
+                               "for example 'repository:team/app:pull,push'")
+        return cls(kind, name, tuple(parts))
 
     @classmethod
     def repository(cls, name: str, *actions: str) -> Scope:
@@ -121,7 +226,8 @@ class Scope:
 
 
 def parse_scope_param(value: str | None) -> list[Scope]:
-    out = []
+    """The space-separated ``scope`` of a challenge; unparseable items (server text) are skipped."""
+    out: list[Scope] = []
     for part in (value or "").split():
         try:
             out.append(Scope.parse(part))
@@ -131,318 +237,624 @@ def parse_scope_param(value: str | None) -> list[Scope]:
 
 
 def merge_scopes(existing: Iterable[Scope], new: Iterable[Scope]) -> list[Scope]:
-    """Union of actions per resource; the resources of ``new`` first (some servers read only the first)."""
-    merged: dict[tuple[str, str], set] = {}
-    order: list[tuple[str, str]] = []
-    for scope in list(new) + list(existing):
-        key = (scope.type, scope.name)
-        if key not in merged:
-            merged[key] = set()
-            order.append(key)
-        merged[key].update(scope.actions)
-    return [Scope(k[0], k[1], tuple(merged[k])) for k in order]
+    """Union of actions per (type, name); resources of ``new`` first, since some servers read only the first scope."""
+    merged: dict[tuple[str, str], set[str]] = {}
+    for scope in [*new, *existing]:
+        merged.setdefault((scope.type, scope.name), set()).update(scope.actions)
+    return [Scope(kind, name, tuple(actions)) for (kind, name), actions in merged.items()]
+
+
+def scopes_missing(granted_or_requested: Iterable[Scope], wanted: Iterable[Scope]) -> list[Scope]:
+    """The part of ``wanted`` not held: one Scope per resource with only the missing actions.
+
+    An action ``*`` held on a resource covers every action there (distribution's rule).
+    """
+    have: dict[tuple[str, str], set[str]] = {}
+    for scope in granted_or_requested:
+        have.setdefault((scope.type, scope.name), set()).update(scope.actions)
+    missing: list[Scope] = []
+    for scope in merge_scopes([], wanted):
+        held = have.get((scope.type, scope.name), set())
+        if "*" in held:
+            continue
+        lacking = [a for a in scope.actions if a not in held]
+        if lacking:
+            missing.append(Scope(scope.type, scope.name, tuple(lacking)))
+    return missing
 
 
 def scopes_cover(granted: Iterable[Scope], wanted: Iterable[Scope]) -> bool:
-    have: dict[tuple[str, str], set] = {}
-    for scope in granted:
-        have.setdefault((scope.type, scope.name), set()).update(scope.actions)
-    for scope in wanted:
-        actions = have.get((scope.type, scope.name), set())
-        if "*" not in actions and not set(scope.actions) <= actions:
-            return False
-    return True
+    return not scopes_missing(granted, wanted)
 
 
-# --- credentials --------------------------------------------------------------------------------
+# --- credentials (AU-09, AU-10, AU-13) ------------------------------------------------------------
 
 @dataclass
 class Credentials:
+    """What to authenticate with, and where it came from (``source``: words for messages, never a secret)."""
+
     username: str | None = None
-    password: str | None = None
-    bearer_token: str | None = None
-    identity_token: str | None = None
-    registry_token: str | None = None
+    password: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)  # pre-issued: sent as-is, no exchange
+    identity_token: str | None = field(default=None, repr=False)  # OAuth2 refresh token: only to the token realm
+    registry_token: str | None = field(default=None, repr=False)  # config.json registrytoken: sent as Bearer
     source: str = "anonymous"
 
     def __repr__(self) -> str:
-        secrets = [name for name in ("password", "bearer_token", "identity_token", "registry_token") if getattr(self, name)]
-        return f"Credentials(username={self.username!r}, secrets={secrets}, source={self.source!r})"
+        held = [name for name in ("password", "bearer_token", "identity_token", "registry_token") if getattr(self, name)]
+        return f"Credentials(username={self.username!r}, secrets={held} (redacted), source={self.source!r})"
 
     __str__ = __repr__
 
     @property
+    def kind(self) -> str:
+        """``bearer`` / ``registry_token`` / ``identity_token`` / ``basic`` / ``anonymous``: what the client does."""
+        if self.bearer_token:
+            return "bearer"
+        if self.registry_token:
+            return "registry_token"
+        if self.identity_token:
+            return "identity_token"
+        if self.basic_header() is not None:
+            return "basic"
+        return "anonymous"
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.kind == "anonymous"
+
+    @property
     def identity(self) -> str:
-        """Non-secret cache key part: token caches never mix credentials."""
-        secret = self.password or self.bearer_token or self.identity_token or self.registry_token or ""
-        return f"{self.username or ''}#{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
+        """Non-secret, stable cache-key part: token caches never mix credentials. Not meant for logs."""
+        material = "\0".join(f"{name}={getattr(self, name) or ''}"
+                             for name in ("username", "password", "bearer_token", "identity_token", "registry_token"))
+        digest = hashlib.sha256(b"regops.registry/credentials\0" + material.encode("utf-8")).hexdigest()[:16]
+        return f"{self.username or ''}#{digest}"
 
     def basic_header(self) -> str | None:
-        if self.username is None or self.password is None:
+        if not self.username or self.password is None:
             return None
-        raw = f"{self.username}:{self.password}".encode("utf-8")
-        return "Basic " + base64.b64encode(raw).decode("ascii")
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode("utf-8")).decode("ascii")
 
     def secrets(self) -> list[str]:
-        return [s for s in (self.password, self.bearer_token, self.identity_token, self.registry_token) if s]
+        """Every string that must never appear in output, including the Basic header's base64 payload."""
+        values = [s for s in (self.password, self.bearer_token, self.identity_token, self.registry_token) if s]
+        basic = self.basic_header()
+        if basic:
+            values.append(basic.split(" ", 1)[1])
+        return values
 
 
 def _normalise_key(key: str) -> str:
-    host = re.sub(r"^[a-z]+://", "", key.strip().lower()).split("/", 1)[0]
+    """config.json key -> host[:port]: strip scheme, cut at the first '/', Docker Hub aliases -> index.docker.io."""
+    host = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", key.strip()).split("/", 1)[0].lower()
     return "index.docker.io" if host in ("docker.io", "registry-1.docker.io") else host
 
 
-def _config_path(docker_config: str | None, environ: dict) -> str:
+def _is_docker_hub(location: RegistryLocation) -> bool:
+    return getattr(location, "canonical_host", location.host) == "docker.io"
+
+
+def _find_key(mapping: Mapping[str, object], location: RegistryLocation) -> str | None:
+    """The config.json key for this registry: exact keys first (``credential_keys`` order), then normalised."""
+    candidates = list(getattr(location, "credential_keys", None) or [location.host])
+    for key in candidates:
+        if key in mapping:
+            return key
+    wanted = _normalise_key(location.host)
+    for key in mapping:  # insertion order: deterministic
+        if isinstance(key, str) and _normalise_key(key) == wanted:
+            return key
+    return None
+
+
+def config_path(docker_config: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """``docker_config`` (a file, or a directory holding config.json), else ``$DOCKER_CONFIG/config.json``, else ``~/.docker``."""
+    environ = os.environ if environ is None else environ
     if docker_config:
         path = os.path.expanduser(docker_config)
         return os.path.join(path, "config.json") if os.path.isdir(path) else path
     if environ.get("DOCKER_CONFIG"):
-        return os.path.join(environ["DOCKER_CONFIG"], "config.json")
-    return os.path.join(os.path.expanduser("~"), ".docker", "config.json")
+        return os.path.join(os.path.expanduser(environ["DOCKER_CONFIG"]), "config.json")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return os.path.join(home, ".docker", "config.json")
 
 
-def _from_auth_entry(entry: dict, where: str) -> Credentials | None:
-    username = entry.get("username")
-    password = entry.get("password")
-    encoded = entry.get("auth")
-    if encoded:
-        try:
-            decoded = base64.b64decode(encoded).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            raise AuthError(f"{where}: 'auth' is not base64 of user:password") from None
-        username, sep, password = decoded.partition(":")
-        if not sep:
-            raise AuthError(f"{where}: 'auth' is not base64 of user:password")
-        password = password.rstrip("\x00")
-    if entry.get("identitytoken"):
-        return Credentials(username=username, identity_token=entry["identitytoken"], source=where)
-    if entry.get("registrytoken"):
-        return Credentials(registry_token=entry["registrytoken"], source=where)
+def _decode_auth(encoded: str, where: str) -> tuple[str, str]:
+    """cli's decodeAuth: standard base64 of ``user:password``, split at the FIRST ':', trailing NULs trimmed."""
+    bad = AuthError(f"{where}: 'auth' is not the base64 of 'user:password'")
+    try:
+        compact = "".join(encoded.split())
+        decoded = base64.b64decode(compact + "=" * (-len(compact) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise bad from None
+    username, sep, password = decoded.rstrip("\x00").partition(":")
+    if not sep or not username:
+        raise bad
+    return username, password.rstrip("\x00")
+
+
+def _from_auth_entry(entry: Mapping[str, object], where: str) -> Credentials | None:
+    def text(name: str) -> str | None:
+        value = entry.get(name)
+        return value if isinstance(value, str) and value else None
+
+    username, password = text("username"), text("password")
+    if text("auth"):
+        username, password = _decode_auth(text("auth") or "", where)
+        password = password or None
+    if text("identitytoken"):
+        return Credentials(username=username, password=password, identity_token=text("identitytoken"), source=where)
+    if text("registrytoken"):
+        return Credentials(username=username, registry_token=text("registrytoken"), source=where)
     if username and password is not None:
         return Credentials(username=username, password=password, source=where)
-    return None
+    return None  # {} marks "stored in a helper"; a username alone is not a credential
 
 
-def resolve_credentials(location, *, username: str | None = None, password: str | None = None,
-                        token: str | None = None, docker_config: str | None = None,
-                        helper_timeout: float = 10.0, environ: dict | None = None) -> Credentials:
-    """Options first, then the Docker config (helpers, then ``auths``), then anonymous."""
-    environ = dict(os.environ if environ is None else environ)
-    if token:
-        return Credentials(bearer_token=token, source="token option")
-    if password is not None and not username:
-        raise InvalidInput("password needs username")
-    if username:
-        if password is None:
-            raise InvalidInput(f"username '{username}' needs password")
-        return Credentials(username=username, password=password, source="username option")
-    path = _config_path(docker_config, environ)
+def _load_config(path: str) -> dict | None:
     if not os.path.exists(path):
-        return Credentials(source="anonymous")
+        return None
     try:
         with open(path, encoding="utf-8") as handle:
             config = json.load(handle)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError covers JSON and UTF-8 decoding; the text is never quoted
         raise AuthError(f"cannot read the Docker config {path}: {type(exc).__name__}") from None
     if not isinstance(config, dict):
         raise AuthError(f"the Docker config {path} is not a JSON object")
-    helper_url = "https://index.docker.io/v1/" if location.is_docker_hub else location.host
-    helper = (config.get("credHelpers") or {}).get(location.host) or (config.get("credHelpers") or {}).get(
-        location.canonical_host) or config.get("credsStore")
-    notes = ""
-    if helper:
-        found = run_credential_helper(helper, helper_url, helper_timeout, environ)
-        if found is not None:
-            return found
-        notes = f" (helper docker-credential-{helper} had none)"
-    auths = config.get("auths") or {}
-    entry_key = next((k for k in location.credential_keys if k in auths), None)
-    if entry_key is None:
-        wanted = _normalise_key(location.host)
-        entry_key = next((k for k in auths if _normalise_key(k) == wanted), None)
-    if entry_key is not None and isinstance(auths[entry_key], dict):
-        found = _from_auth_entry(auths[entry_key], f"docker config {path} (auths['{entry_key}']){notes}")
-        if found is not None:
-            return found
-    return Credentials(source=f"anonymous (nothing for {location.host} in {path}){notes}")
+    for name in ("auths", "credHelpers"):
+        if config.get(name) is not None and not isinstance(config[name], dict):
+            raise AuthError(f"the Docker config {path}: '{name}' is not a JSON object")
+    if config.get("credsStore") is not None and not isinstance(config["credsStore"], str):
+        raise AuthError(f"the Docker config {path}: 'credsStore' is not a string")
+    return config
 
 
-def run_credential_helper(suffix: str, server_url: str, timeout: float, environ: dict | None = None) -> Credentials | None:
-    if not HELPER_SUFFIX_RE.match(suffix or ""):
-        raise InvalidInput(f"invalid credential helper name '{suffix}'")
+def resolve_credentials(location: RegistryLocation, *, username: str | None = None, password: str | None = None,
+                        token: str | None = None, docker_config: str | None = None, helper_timeout: float = 10.0,
+                        environ: Mapping[str, str] | None = None) -> Credentials:
+    """Options first (``token``, then ``username``/``password``), then the Docker config, then anonymous.
+
+    In the config: ``credHelpers[<host>]``, else ``credsStore`` (a helper with no entry, or a ``credsStore``
+    program that is not installed, falls through to ``auths`` with a note in ``source``; Docker CLI would
+    stop there), then ``auths``. A missing config file means anonymous; a broken one is an AuthError.
+    """
     environ = dict(os.environ if environ is None else environ)
-    env = {k: v for k, v in environ.items()
-           if k in ("PATH", "HOME", "DBUS_SESSION_BUS_ADDRESS", "PASSWORD_STORE_DIR")
-           or k.startswith(("DOCKER_", "XDG_", "AWS_"))}
+    if token:
+        return Credentials(bearer_token=token, source="token option")
+    if password and not username:
+        raise InvalidInput("the password option needs the username option as well")
+    if username:
+        if not password:
+            raise InvalidInput(f"username '{username}' was given without a password: set the password option as well")
+        return Credentials(username=username, password=password, source="username option")
+
+    path = config_path(docker_config, environ)
+    config = _load_config(path)
+    if config is None:
+        return Credentials(source=f"anonymous (no Docker config at {path})")
+
+    notes: list[str] = []
+    helpers = config.get("credHelpers") or {}
+    helper_key = _find_key(helpers, location)
+    helper = helpers.get(helper_key) if helper_key is not None else None
+    explicit = bool(helper)
+    helper_where = f"credHelpers['{helper_key}']" if explicit else "credsStore"
+    helper = helper or config.get("credsStore")
+    if helper:
+        if not isinstance(helper, str) or not HELPER_SUFFIX_RE.match(helper):
+            raise AuthError(f"the Docker config {path}: {helper_where} names an invalid credential helper "
+                            "(allowed: letters, digits, '.', '_', '-')")
+        server_url = DOCKER_HUB_SERVER_URL if _is_docker_hub(location) else location.host
+        try:
+            found = run_credential_helper(helper, server_url, helper_timeout, environ)
+        except HelperNotFound:
+            if explicit:
+                raise
+            found = None
+            notes.append(f"credsStore helper docker-credential-{helper} not found on PATH")
+        else:
+            if found is None:
+                notes.append(f"docker-credential-{helper} had no entry for {server_url}")
+        if found is not None:
+            found.source = f"{found.source} ({helper_where} in docker config {path})"
+            return found
+
+    note = f"; {'; '.join(notes)}" if notes else ""
+    auths = config.get("auths") or {}
+    entry_key = _find_key(auths, location)
+    if entry_key is not None:
+        where = f"docker config {path} (auths['{entry_key}'])"
+        entry = auths[entry_key]
+        if not isinstance(entry, dict):
+            raise AuthError(f"{where}: the entry is not a JSON object")
+        found = _from_auth_entry(entry, where)
+        if found is not None:
+            found.source += note
+            return found
+        return Credentials(source=f"anonymous ({where} holds no credentials{note})")
+    return Credentials(source=f"anonymous (no entry for {location.host} in docker config {path}{note})")
+
+
+def _helper_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in environ.items() if k in HELPER_ENV_NAMES or k.startswith(HELPER_ENV_PREFIXES)}
+    env.setdefault("PATH", os.defpath)
+    return env
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the helper and whatever it started (GUI prompts, agents) so no orphan keeps our pipes open."""
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:  # pragma: no cover - not POSIX
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_credential_helper(suffix: str, server_url: str, timeout: float,
+                          environ: Mapping[str, str] | None = None) -> Credentials | None:
+    """``docker-credential-<suffix> get`` with the server URL on stdin (docker-credential-helpers protocol).
+
+    Argv list (no shell), validated suffix, clean environment, hard timeout (desktop helpers can hang on a
+    prompt). ``None`` when the helper has no entry; AuthError (without the helper's output) otherwise.
+    """
+    if not isinstance(suffix, str) or not HELPER_SUFFIX_RE.match(suffix):
+        raise InvalidInput(f"invalid credential helper name {suffix!r}: allowed are letters, digits, '.', '_' and '-'")
     program = f"docker-credential-{suffix}"
+    env = _helper_environment(os.environ if environ is None else environ)
+    executable = shutil.which(program, path=env["PATH"])
+    if executable is None:
+        raise HelperNotFound(f"credential helper {program} not found on PATH")
     try:
-        proc = subprocess.run([program, "get"], input=server_url.encode(), capture_output=True, timeout=timeout,
-                              env=env, check=False)
-    except FileNotFoundError:
-        raise AuthError(f"credential helper {program} not found on PATH") from None
+        proc = subprocess.Popen([executable, "get"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, start_new_session=True)
+    except OSError as exc:
+        raise AuthError(f"credential helper {program} could not be started: {type(exc).__name__}") from None
+    try:
+        stdout, stderr = proc.communicate(server_url.encode("utf-8"), timeout=timeout)
     except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        try:
+            proc.communicate(timeout=1.0)
+        except subprocess.TimeoutExpired:  # a grandchild escaped the group and holds the pipes
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+            proc.wait()
         raise AuthError(f"credential helper {program} timed out after {timeout:g} s") from None
-    out = proc.stdout.decode("utf-8", "replace")
     if proc.returncode != 0:
-        if "credentials not found" in (out + proc.stderr.decode("utf-8", "replace")).lower():
+        said = (stdout + b"\n" + stderr).decode("utf-8", "replace").lower()
+        if HELPER_NOT_FOUND in said:
             return None
-        raise AuthError(f"credential helper {program} failed with exit code {proc.returncode}")
+        raise AuthError(f"credential helper {program} failed with exit code {proc.returncode} "
+                        "(its output is not shown: it may contain secrets)")
     try:
-        data = json.loads(out)
-    except ValueError:
-        raise AuthError(f"credential helper {program} did not answer JSON") from None
-    username, secret = data.get("Username"), data.get("Secret")
-    if not secret:
+        data = json.loads(stdout.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise AuthError(f"credential helper {program} did not answer a JSON object") from None
+    if not isinstance(data, dict):
+        raise AuthError(f"credential helper {program} did not answer a JSON object")
+    user, secret = data.get("Username"), data.get("Secret")
+    if not isinstance(secret, str) or not secret:
         return None
-    where = f"credential helper {program}"
-    if username == "<token>":
-        return Credentials(identity_token=secret, source=where)
-    return Credentials(username=username, password=secret, source=where)
+    source = f"credential helper {program}"
+    if user == "<token>":
+        return Credentials(identity_token=secret, source=source)
+    return Credentials(username=user if isinstance(user, str) and user else None, password=secret, source=source)
 
 
-# --- token requests -----------------------------------------------------------------------------
+# --- token requests (AU-03, AU-08, AU-12) ---------------------------------------------------------
 
 @dataclass(frozen=True)
 class TokenRequest:
+    """What the client sends to the token realm. ``use_basic``: add the credentials' Basic header."""
+
     method: str
     url: str
-    params: list = field(default_factory=list)
-    data: dict | None = None
+    params: list[tuple[str, str]] = field(default_factory=list)
+    data: dict[str, str] | None = None
     use_basic: bool = False
 
+    def __repr__(self) -> str:
+        data = None if self.data is None else {k: (REDACTED if k in ("refresh_token", "password") else v)
+                                               for k, v in self.data.items()}
+        return (f"TokenRequest(method={self.method!r}, url={redact_url(self.url)!r}, params={self.params!r}, "
+                f"data={data!r}, use_basic={self.use_basic!r})")
 
-def _private_ip(host: str) -> bool:
+    __str__ = __repr__
+
+    @property
+    def full_url(self) -> str:
+        """The realm with ``params`` appended after any query it already had."""
+        if not self.params:
+            return self.url
+        parts = urlsplit(self.url)
+        query = "&".join(q for q in (parts.query, urlencode(self.params)) if q)
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+_PRIVATE_NETS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
+
+
+def _split_host(host_or_hostport: str) -> str:
+    """``host[:port]`` / ``[v6]:port`` -> bare lowercase host without trailing dot."""
+    text = (host_or_hostport or "").strip()
     try:
-        addr = ipaddress.ip_address(host.strip("[]"))
+        host = urlsplit(f"//{text}").hostname if text else None
     except ValueError:
-        return host == "localhost"
-    return addr.is_loopback or addr.is_link_local or addr.is_private or addr.is_reserved or addr.is_unspecified
+        host = None
+    return (host or text).strip("[]").rstrip(".").lower()
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP literal, including the legacy IPv4 forms a resolver accepts (``127.1``, ``0x7f.0.0.1``, ``2130706433``)."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        if not re.fullmatch(r"[0-9a-fA-FxX.]+", host) or not re.match(r"[0-9]", host):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_class(host: str) -> str | None:
+    """``loopback`` / ``link-local`` / ``private`` / ``special`` for internal literals, ``None`` for names and public IPs.
+
+    Only literals: this layer never resolves names (``localhost`` and ``*.localhost`` count as loopback).
+    """
+    host = _split_host(host)
+    if host == "localhost" or host.endswith(".localhost"):
+        return "loopback"
+    address = _ip(host)
+    if address is None:
+        return None
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if any(address in net for net in _PRIVATE_NETS if net.version == address.version):
+        return "private"
+    if address.is_unspecified or address.is_multicast or address.is_reserved or not address.is_global:
+        return "special"
+    return None
 
 
 def validate_realm(realm: str, registry_scheme: str, registry_host: str) -> None:
-    """Refuse token realms that would leak credentials (protocol reference 4.5).
+    """Refuse a token realm that would leak credentials or reach internal services (protocol reference 4.5).
 
-    Rules: http(s) only; an https registry needs an https realm; a realm on a loopback, link-local or
-    private address is accepted only when the registry itself is on such an address (a lab or an
-    internal registry), so a public registry cannot point us at 169.254.169.254.
+    The exact rule, in order:
+
+    1. The realm is an absolute ``http``/``https`` URL with a host and no user info.
+    2. An ``https`` registry needs an ``https`` realm (``http`` realms only for ``http`` registries).
+    3. A realm whose host is a name or a public IP literal is accepted.
+    4. A realm on an internal IP literal (see ``address_class``) is accepted only when
+       a. its host equals the registry's host (any port), or
+       b. it is loopback and the registry host is loopback (a lab: registry and token server on 127.0.0.1), or
+       c. it is private (RFC 1918 / fc00::/7) and the registry host is loopback or private.
+       Link-local (169.254.0.0/16 cloud metadata, fe80::/10) and special addresses (0.0.0.0, CGNAT,
+       reserved) therefore pass only under (a).
+    Names are not resolved here, so a public name pointing at a private address is not caught.
     """
-    parts = urlsplit(realm or "")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise AuthError(f"refusing token realm '{realm}': not an http(s) URL")
-    if registry_scheme == "https" and parts.scheme != "https":
-        raise AuthError(f"refusing token realm '{realm}': plain http for an https registry")
-    registry_hostname = urlsplit(f"//{registry_host}").hostname or registry_host
-    if _private_ip(parts.hostname) and not _private_ip(registry_hostname) and parts.hostname != registry_hostname:
-        raise AuthError(f"refusing token realm '{realm}': a private or link-local address for a public registry")
+    shown = redact_url(realm) if isinstance(realm, str) else repr(realm)
+    try:
+        parts = urlsplit(realm) if isinstance(realm, str) else None
+        hostname = parts.hostname if parts else None
+    except ValueError:
+        parts = hostname = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not hostname:
+        raise AuthError(f"refusing the token realm '{shown}': not an absolute http(s) URL")
+    if "@" in parts.netloc:
+        raise AuthError(f"refusing the token realm '{shown}': it carries user info")
+    if (registry_scheme or "https").lower() == "https" and parts.scheme.lower() != "https":
+        raise AuthError(f"refusing the token realm '{shown}': plain http for an https registry would expose the credentials")
+    realm_host = _split_host(hostname)
+    realm_class = address_class(realm_host)
+    if realm_class is None:
+        return
+    registry_hostname = _split_host(registry_host)
+    realm_ip, registry_ip = _ip(realm_host), _ip(registry_hostname)
+    if realm_host == registry_hostname or (realm_ip is not None and realm_ip == registry_ip):
+        return
+    registry_class = address_class(registry_hostname)
+    if realm_class == "loopback" and registry_class == "loopback":
+        return
+    if realm_class == "private" and registry_class in ("loopback", "private"):
+        return
+    raise AuthError(f"refusing the token realm '{shown}': a {realm_class} address offered by the registry "
+                    f"{registry_host}, which is not on such an address itself")
 
 
 def build_token_request(challenge: Challenge, scopes: Iterable[Scope], credentials: Credentials, *,
-                        registry_scheme: str = "https", registry_host: str = "") -> TokenRequest:
-    realm = challenge.params.get("realm", "")
-    service = challenge.params.get("service")
-    scope_list = [str(s) for s in scopes]
-    if credentials.identity_token:
-        data = {"grant_type": "refresh_token", "refresh_token": credentials.identity_token,
-                "client_id": CLIENT_ID}
+                        registry_scheme: str, registry_host: str, prefer_oauth: bool = False) -> TokenRequest:
+    """Describe the token request for a Bearer challenge (validates the realm first: AuthError if unsafe).
+
+    * identity token -> OAuth2 POST ``grant_type=refresh_token`` (the refresh token goes only to the realm);
+    * username/password and ``prefer_oauth`` -> OAuth2 POST ``grant_type=password``;
+    * username/password -> GET with Basic; otherwise an anonymous GET (public pulls).
+    Scope order is kept (after merging duplicates): new scopes first matters to some servers.
+    """
+    if challenge.scheme != "bearer":
+        raise AuthError(f"a token request needs a Bearer challenge, not {challenge.scheme!r}")
+    realm = challenge.realm
+    if not realm:
+        raise AuthError("the registry's Bearer challenge names no token realm")
+    validate_realm(realm, registry_scheme, registry_host)
+    service = challenge.service
+    scope_list = [str(s) for s in merge_scopes([], scopes)]
+    has_basic = credentials.basic_header() is not None
+    if credentials.identity_token or (prefer_oauth and has_basic):
+        if credentials.identity_token:
+            data = {"grant_type": "refresh_token", "refresh_token": credentials.identity_token}
+        else:
+            data = {"grant_type": "password", "username": credentials.username or "", "password": credentials.password or ""}
         if service:
             data["service"] = service
+        data["client_id"] = CLIENT_ID
         if scope_list:
             data["scope"] = " ".join(scope_list)
         return TokenRequest("POST", realm, [], data, False)
-    params: list = []
-    if service:
-        params.append(("service", service))
-    params.extend(("scope", s) for s in scope_list)
-    has_basic = credentials.basic_header() is not None
-    if has_basic:
+    params: list[tuple[str, str]] = [("service", service)] if service else []
+    params += [("scope", s) for s in scope_list]
+    if credentials.username:
         params.append(("account", credentials.username))
     params.append(("client_id", CLIENT_ID))
     return TokenRequest("GET", realm, params, None, has_basic)
 
 
-def fallback_to_get(request: TokenRequest, credentials: Credentials) -> TokenRequest | None:
-    """An OAuth2 POST answered 404: the GET form, when a password exists."""
-    if request.method != "POST" or credentials.basic_header() is None:
+def fallback_to_get(token_request: TokenRequest, credentials: Credentials) -> TokenRequest | None:
+    """An OAuth2 POST answered 404 (no OAuth2 on that server, ggcr): the GET form, when a password exists."""
+    if token_request.method != "POST" or credentials.basic_header() is None:
         return None
-    data = request.data or {}
-    params = [("service", data["service"])] if data.get("service") else []
+    data = token_request.data or {}
+    params: list[tuple[str, str]] = [("service", data["service"])] if data.get("service") else []
     params += [("scope", s) for s in (data.get("scope") or "").split()]
-    params += [("account", credentials.username), ("client_id", CLIENT_ID)]
-    return TokenRequest("GET", request.url, params, None, True)
+    params += [("account", credentials.username or ""), ("client_id", CLIENT_ID)]
+    return TokenRequest("GET", token_request.url, params, None, True)
 
 
-def parse_token_response(payload: dict, received_at: float) -> tuple[str, float]:
-    """(token, local expiry). Expiry counts from receipt: a skewed ``issued_at`` must not matter."""
+# --- token responses (AU-04) ----------------------------------------------------------------------
+
+def parse_token_response(payload: object, received_at: float) -> tuple[str, float]:
+    """``(token, expires_at)``; expiry counts from LOCAL receipt minus min(30 s, 10 %): ``issued_at`` may be skewed."""
     if not isinstance(payload, dict):
         raise AuthError("the token server answered something that is not a JSON object")
-    token = payload.get("token") or payload.get("access_token")
-    if not token or not isinstance(token, str):
-        raise AuthError("the token server answered without a token")
+    token = next((payload[k] for k in ("token", "access_token") if isinstance(payload.get(k), str) and payload[k]), None)
+    if token is None:
+        raise AuthError("the token server answered without a token (neither 'token' nor 'access_token')")
+    raw = payload.get("expires_in")
     try:
-        lifetime = float(payload.get("expires_in") or MIN_TOKEN_LIFETIME)
+        lifetime = float(raw) if raw is not None and not isinstance(raw, bool) else MIN_TOKEN_LIFETIME
     except (TypeError, ValueError):
         lifetime = MIN_TOKEN_LIFETIME
-    lifetime = max(lifetime, MIN_TOKEN_LIFETIME)
-    margin = min(30.0, lifetime * 0.1)
-    return token, received_at + lifetime - margin
+    if not math.isfinite(lifetime) or lifetime < MIN_TOKEN_LIFETIME:
+        lifetime = MIN_TOKEN_LIFETIME
+    return token, received_at + lifetime - min(MAX_TOKEN_MARGIN, lifetime * 0.1)
+
+
+# --- token cache (AU-05, AU-07) -------------------------------------------------------------------
+
+TokenKey = tuple  # (realm, service, frozenset[str] of scope strings, credentials.identity)
 
 
 class TokenCache:
-    """Tokens per (realm, service, scope set, credential identity), with one fetch in flight per key."""
+    """Tokens per (realm, service, scope set, credential identity); thread-safe, one fetch in flight per key.
+
+    Single flight: ``with cache.lock_for(key): token = cache.get(key, now) or fetch-and-put`` - N threads
+    needing the same token send one request.
+    """
 
     def __init__(self) -> None:
-        self._tokens: dict = {}
-        self._locks: dict = {}
+        self._tokens: dict[TokenKey, tuple[str, float, list[Scope]]] = {}
+        self._locks: dict[TokenKey, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def get(self, key, now: float) -> str | None:
+    @staticmethod
+    def key(realm: str, service: str, scopes: Iterable[Scope], identity: str) -> TokenKey:
+        """The canonical key (scopes merged per resource first, so equal access gives equal keys)."""
+        return (realm, service or "", frozenset(str(s) for s in merge_scopes([], scopes)), identity)
+
+    def get(self, key: TokenKey, now: float) -> str | None:
         with self._lock:
             entry = self._tokens.get(key)
-        if entry and entry[1] > now:
+            if entry is None:
+                return None
+            if entry[1] <= now:
+                del self._tokens[key]
+                return None
             return entry[0]
-        return None
 
-    def put(self, key, token: str, expires_at: float) -> None:
+    def put(self, key: TokenKey, token: str, expires_at: float) -> None:
+        scopes = [s for text in key[2] for s in parse_scope_param(text)]
         with self._lock:
-            self._tokens[key] = (token, expires_at)
+            self._tokens[key] = (token, expires_at, scopes)
 
-    def invalidate(self, key) -> None:
+    def invalidate(self, key: TokenKey) -> None:
+        """Drop one token (after ``invalid_token``); the next ``get`` misses and the client refetches once."""
         with self._lock:
             self._tokens.pop(key, None)
 
-    def lock_for(self, key) -> threading.Lock:
+    def lock_for(self, key: TokenKey) -> threading.Lock:
         with self._lock:
-            return self._locks.setdefault(key, threading.Lock())
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = threading.Lock()
+            return lock
 
-    def covering(self, realm: str, service: str, identity: str, wanted: Iterable[Scope], now: float) -> str | None:
-        """A live token whose scopes include every wanted one (a pull,push token serves pulls)."""
-        wanted = list(wanted)
+    def covering(self, realm: str, service: str, identity: str, wanted_scopes: Iterable[Scope], now: float) -> str | None:
+        """A live token for the same realm/service/identity whose scope set holds all wanted (pull,push serves pull).
+
+        Among several, the one that lives longest. Requested scopes stand for granted ones: a partial grant
+        shows up as a 401 ``insufficient_scope``, which the client answers by merging scopes.
+        """
+        wanted = list(wanted_scopes)
+        best: tuple[float, str] | None = None
         with self._lock:
-            entries = list(self._tokens.items())
-        for (k_realm, k_service, k_scopes, k_identity), (token, expires_at) in entries:
-            if (k_realm, k_service, k_identity) != (realm, service, identity) or expires_at <= now:
-                continue
-            if scopes_cover([Scope.parse(s) for s in k_scopes], wanted):
-                return token
-        return None
+            for (k_realm, k_service, _scopes, k_identity), (token, expires_at, scopes) in self._tokens.items():
+                if (k_realm, k_service or "", k_identity) != (realm, service or "", identity) or expires_at <= now:
+                    continue
+                if not scopes_missing(scopes, wanted) and (best is None or expires_at > best[0]):
+                    best = (expires_at, token)
+        return best[1] if best else None
 
 
-# --- redaction ----------------------------------------------------------------------------------
+# --- redaction (AU-13) ----------------------------------------------------------------------------
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "********")
-        encoded = base64.b64encode(secret.encode()).decode()
-        text = text.replace(encoded, "********")
-    return text
+_AUTH_HEADER_RE = re.compile(r"(?i)(\bauthorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:(?:basic|bearer)[ \t]+)?)([^\s\"',;]+)")
+_SCHEME_VALUE_RE = re.compile(r"\b(Basic|Bearer|basic|bearer)([ \t]+)([A-Za-z0-9._~+/-]+=*)")
+_JWT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_SECRET_FIELD_RE = re.compile(
+    r"(?i)(\b(?:password|passwd|secret|token|access_token|refresh_token|identitytoken|identity_token|registrytoken)"
+    r"[\"']?[ \t]*[:=][ \t]*[\"']?)([^\"'&\s,;}]+)")
+
+
+def _scheme_value(match: re.Match) -> str:
+    """``Basic <b64>`` / ``Bearer <token>`` -> value redacted; challenge params (``Bearer realm="..."``) and prose kept."""
+    value = match.group(3)
+    after = match.string[match.end():match.end() + 1]
+    if value.endswith("=") and (after == '"' or after.isalnum()):  # realm="...": a parameter, not a credential
+        return match.group(0)
+    if not any(c.isdigit() or c in "+/=._~-" for c in value) and not any(c.isupper() for c in value[1:]):
+        return match.group(0)  # a plain word ("basic authentication"): opaque tokens have digits or mixed case
+    return f"{match.group(1)}{match.group(2)}{REDACTED}"
+
+
+def redact(text: object, secrets: Iterable[str | None]) -> str:
+    """``text`` without the given secrets (also URL-quoted and base64 forms), Authorization values, JWTs and
+    ``password=``/``"token": ...`` style fields. The client runs every message it builds through this.
+
+    Pass ``credentials.secrets()``: it includes the Basic header's base64 ``user:password`` payload.
+    """
+    text = "" if text is None else str(text)
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        for form in {secret, quote(secret, safe=""), quote_plus(secret), base64.b64encode(secret.encode("utf-8")).decode("ascii")}:
+            text = text.replace(form, REDACTED)
+    text = _AUTH_HEADER_RE.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _SCHEME_VALUE_RE.sub(_scheme_value, text)
+    text = _JWT_RE.sub(REDACTED, text)
+    return _SECRET_FIELD_RE.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 def redact_url(url: str | None) -> str | None:
-    """Drop user info and signature-like query values from a URL before it goes in a message."""
-    if not url:
+    """The URL without user info and with the values of signature/token query keys replaced by ``REDACTED``.
+
+    The rest of the query is kept byte for byte (no re-encoding), so the URL stays recognisable.
+    """
+    if not url or not isinstance(url, str):
         return url
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = urlencode([(k, "REDACTED" if k.lower() in SECRET_QUERY_KEYS else v)
-                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe=":/")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL after all: keep it readable, drop anything that looks like user info
+        return redact(re.sub(r"//[^/@\s]*@", "//", url), [])
+    netloc = parts.netloc.rpartition("@")[2]
+    pairs = []
+    for pair in parts.query.split("&") if parts.query else []:
+        name, eq, _value = pair.partition("=")
+        pairs.append(f"{name}={REDACTED}" if eq and unquote_plus(name).lower() in SECRET_QUERY_KEYS else pair)
+    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(pairs), parts.fragment))

@@ -97,7 +97,7 @@ def seed_demo(args) -> int:
                              labels={"maintainer": "regops demo"})
     pushed.append(("demo/legacy:1", legacy["digest"], legacy["media_type"], "2023-06-01T00:00:00Z"))
     for name, digest, media_type, created in pushed:
-        print(f"pushed {name:<20} {digest}  {created}  {media_type.rsplit('.', 2)[-2]}")
+        print(f"pushed {name:<20} {digest}  created {created}  {media_type}")
     return 0
 
 

@@ -107,7 +107,7 @@ def make_pki(directory: Path, *, signing_alg: str = "RS256") -> Pki:
 
 
 def libtrust_key_id(public_key) -> str:
-    """libtrust fingerprint (distribution's ``kid``): base32 of the first 240 bits of SHA-256(SPKI DER), 4-char groups."""
+    """libtrust fingerprint (distribution's ``kid``): base32 of SHA-256(SPKI DER)[:30], in 4-char groups."""
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     encoded = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode()
     return ":".join(encoded[i:i + 4] for i in range(0, len(encoded), 4))

@@ -70,7 +70,7 @@ class Request:
 SETPRIV = shutil.which("setpriv")  # util-linux: `setpriv --pdeathsig TERM -- cmd` (no preexec_fn with threads)
 
 
-def _alive(pid: int, marker: str) -> bool:
+def pid_alive(pid: int, marker: str) -> bool:
     """Is ``pid`` still the process we started (its command line contains ``marker``)?"""
     try:
         return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -80,7 +80,7 @@ def _alive(pid: int, marker: str) -> bool:
 
 def kill_pid(pid: int, marker: str, timeout: float = 10.0) -> None:
     """SIGTERM (then SIGKILL) one process we started, identified by pid and a command-line marker."""
-    if not _alive(pid, marker):
+    if not pid_alive(pid, marker):
         return
     try:
         os.kill(pid, signal.SIGTERM)
@@ -92,7 +92,7 @@ def kill_pid(pid: int, marker: str, timeout: float = 10.0) -> None:
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return
         except ChildProcessError:  # not our child: poll /proc
-            if not _alive(pid, marker) or _zombie(pid):
+            if not pid_alive(pid, marker) or _zombie(pid):
                 return
         time.sleep(0.02)
     try:
@@ -124,7 +124,7 @@ class RemoteTokenServer:
 
 class Lab:
     """One registry (and its token server in token mode) in ``workdir``: ``storage/``, ``config.yml``,
-    ``registry.log``, ``pki/``, ``htpasswd``. ``users`` maps name -> password (empty in plain mode)."""
+    ``registry.log``, ``pki/``, ``htpasswd``. ``users`` maps name -> password (unused by a plain registry)."""
 
     def __init__(self, mode: str, workdir: Path, port: int, *, delete_enabled: bool = True, readonly: bool = False,
                  users: dict | None = None, token_server=None, ca_path: str | None = None,
@@ -204,12 +204,15 @@ class Lab:
     @classmethod
     def from_state(cls, state: dict) -> Lab:
         """A handle on a detached lab (log parsing, conn(), stop via pids); its processes are not ours to wait on."""
-        lab = cls(state["mode"], Path(state["workdir"]), state["port"], users=state["users"],
-                  ca_path=state["ca_path"], owns_workdir=state.get("owns_workdir", False), detached=True)
-        lab.pid = state["pids"].get("registry")
-        if state["pids"].get("tokenserver"):
-            lab.token_server = RemoteTokenServer(state["tokenserver_port"], state["pids"]["tokenserver"],
-                                                 state["ca_path"])
+        port = state.get("port") or int(state["host"].rsplit(":", 1)[1])
+        lab = cls(state["mode"], Path(state["workdir"]), port, users=state.get("users"),
+                  ca_path=state.get("ca_path"), owns_workdir=state.get("owns_workdir", False), detached=True)
+        pids = state.get("pids") or {}
+        lab.pid = pids.get("registry")
+        if pids.get("tokenserver"):
+            lab.token_server = RemoteTokenServer(state["tokenserver_port"], pids["tokenserver"], state["ca_path"])
+        elif state.get("pid"):  # state file of the older `serve` supervisor: stopping it stops its registry
+            lab.token_server = RemoteTokenServer(0, state["pid"], state.get("ca_path"))
         return lab
 
     # --- process ------------------------------------------------------------------------------

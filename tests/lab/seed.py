@@ -105,7 +105,7 @@ class LabSession(requests.Session):
     def _send(self, method, url, *args, **kwargs):
         response = super().request(method, url, *args, **kwargs)
         if url.startswith(self.base):
-            split = urlsplit(url)
+            split = urlsplit(response.request.url)  # as sent (prepared), like the access log
             with self._lock:
                 self.history.append((method.upper(), split.path + (f"?{split.query}" if split.query else ""),
                                      response.status_code))
