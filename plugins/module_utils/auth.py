@@ -581,6 +581,8 @@ _PRIVATE_NETS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.
 def _split_host(host_or_hostport: str) -> str:
     """``host[:port]`` / ``[v6]:port`` -> bare lowercase host without trailing dot."""
     text = (host_or_hostport or "").strip()
+    if text.count(":") > 1 and not text.startswith("["):  # a bare IPv6 literal
+        return text.rstrip(".").lower()
     try:
         host = urlsplit(f"//{text}").hostname if text else None
     except ValueError:
@@ -646,6 +648,7 @@ def validate_realm(realm: str, registry_scheme: str, registry_host: str) -> None
     try:
         parts = urlsplit(realm) if isinstance(realm, str) else None
         hostname = parts.hostname if parts else None
+        _port = parts.port if parts else None  # raises on a mangled authority (user info holding '/', '?')
     except ValueError:
         parts = hostname = None
     if parts is None or parts.scheme.lower() not in ("http", "https") or not hostname:
@@ -850,6 +853,12 @@ def redact_url(url: str | None) -> str | None:
         return url
     try:
         parts = urlsplit(url)
+        try:
+            _port = parts.port
+        except ValueError:  # user info holding '/', '?' or '#' split the authority: cut through the last '@'
+            start = url.find("://") + 3 if "://" in url else 0
+            if url.rfind("@") >= start:
+                parts = urlsplit(url[:start] + url[url.rfind("@") + 1:])
     except ValueError:  # not a URL after all: keep it readable, drop anything that looks like user info
         return redact(re.sub(r"//[^/@\s]*@", "//", url), [])
     netloc = parts.netloc.rpartition("@")[2]

@@ -75,7 +75,8 @@ def test_promote_index_by_digest_to_another_registry(lab_plain, lab_token):
     source_session = seed.LabSession(lab_plain)
     index = seed.push_index(source_session, "ci/app", "build-77", seed=600, with_attestation=True)
     source = f"{lab_plain.host}/ci/app@{index['digest']}"
-    targets = [f"{lab_token.host}/release/app:2.0.0", f"{lab_token.host}/release/app:latest"]
+    targets = [f"{lab_token.host}/release/app:2.0.0", f"{lab_token.host}/release/app:latest",
+               f"{lab_token.host}/mirror/app:2.0.0"]
     regs = registries(lab_plain, lab_token)
 
     mark = lab_token.mark()
@@ -88,9 +89,11 @@ def test_promote_index_by_digest_to_another_registry(lab_plain, lab_token):
     assert run.results["digest"] == index["digest"]
     for target in targets:
         assert skopeo_raw_digest(lab_token, target) == index["digest"]
-    first, second = run.results["targets"]
+    first, second, third = run.results["targets"]
     assert first["blobs"]["uploaded"] > 0 and first["manifests_written"] == 4  # 3 children, then the index
     assert second["blobs"]["uploaded"] == 0  # the second target found every blob already there
+    # The third target, in another repository of the target registry, mounts from the first: nothing streamed twice.
+    assert third["blobs"]["uploaded"] == 0 and third["blobs"]["mounted"] == first["blobs"]["uploaded"]
     for child in index["children"]:
         assert seed.blob_exists(seed.LabSession(lab_token), "release/app", child["config_digest"])
 
