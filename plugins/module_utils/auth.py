@@ -21,8 +21,8 @@ import signal
 import socket
 import subprocess
 import threading
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, unquote_plus, urlencode, urlsplit, urlunsplit
 
@@ -314,7 +314,7 @@ class Credentials:
     def basic_header(self) -> str | None:
         if not self.username or self.password is None:
             return None
-        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode("utf-8")).decode("ascii")
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
 
     def secrets(self) -> list[str]:
         """Every string that must never appear in output, including the Basic header's base64 payload."""
