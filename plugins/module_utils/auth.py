@@ -836,7 +836,8 @@ def redact(text: object, secrets: Iterable[str | None]) -> str:
     """
     text = "" if text is None else str(text)
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        for form in {secret, quote(secret, safe=""), quote_plus(secret), base64.b64encode(secret.encode("utf-8")).decode("ascii")}:
+        forms = dict.fromkeys((secret, quote(secret, safe=""), quote_plus(secret), base64.b64encode(secret.encode("utf-8")).decode("ascii")))
+        for form in forms:
             text = text.replace(form, REDACTED)
     text = _AUTH_HEADER_RE.sub(lambda m: m.group(1) + REDACTED, text)
     text = _SCHEME_VALUE_RE.sub(_scheme_value, text)

@@ -162,8 +162,7 @@ class RegistryClient:
         self.native_tag_delete: bool | None = None
         self.stats = {"requests": 0, "token_requests": 0}
         self._stats_lock = threading.Lock()
-        self._secrets = [s for s in (credentials.password, credentials.bearer_token,
-                                     credentials.identity_token, credentials.registry_token) if s]
+        self._secrets = credentials.secrets()  # includes the base64 of user:password
 
         if session is None:
             session = requests.Session()
@@ -289,7 +288,7 @@ class RegistryClient:
         if response.status_code in (401, 403):
             raise RegistryError(
                 f"the token server refused the credentials of {who}",
-                operation="authentication", method="GET", url=_auth.redact_url(realm), status=response.status_code)
+                operation="authentication", method=treq.method, url=_auth.redact_url(realm), status=response.status_code)
         if response.status_code != 200:
             raise self._error(response, "authentication", treq.method, realm, None)
         try:
