@@ -1,7 +1,8 @@
 """Benchmark: promotion of a 5-layer ~250 MB image, to another repository of the same registry and to a second
 registry, by regops.registry (the module's own work in-process, and the whole role run), `skopeo copy` (cold and warm
-blob-info cache) and curl doing the same requests by hand. Same run, same two registries on 127.0.0.1, tools
-alternated per round. Not a test: it prints medians and writes .tmp/bench/promote.json.
+blob-info cache) and curl doing the same requests by hand. Same run, registries on 127.0.0.1, tools alternated per
+round. The other registry comes two ways: empty (a fresh registry per case and round, so nobody finds blobs left by an
+earlier round) and already holding the blobs in another repository (an earlier promotion). Not a test: it prints medians and writes .tmp/bench/promote.json.
 
     .venv/bin/python bench/promote.py --rounds 3
 """
@@ -9,6 +10,7 @@ alternated per round. Not a test: it prints medians and writes .tmp/bench/promot
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import shutil
@@ -31,30 +33,29 @@ BLOB_INFO_CACHES = [Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),
                     Path.home() / ".local/share/containers/cache/blob-info-cache-v1.boltdb"]
 
 
-def make_layer(index: int) -> bytes:
-    return os.urandom(LAYER)
+def make_layer() -> tuple[bytes, str]:
+    """A real gzip layer of random bytes (as pushed images are), and its diff_id.
+
+    Random bytes under a gzip media type are not gzip: skopeo would then compress them itself on copy and write
+    other digests, which measures gzip rather than promotion.
+    """
+    raw = os.urandom(LAYER)
+    return gzip.compress(raw, compresslevel=1, mtime=0), seed.sha256(raw)
 
 
 def push_big_image(session) -> dict:
-    layers = [make_layer(i) for i in range(5)]
-    digests = [seed.push_blob(session, "bench/src", data) for data in layers]
+    layers = [make_layer() for _ in range(5)]
+    digests = [seed.push_blob(session, "bench/src", data) for data, _diff_id in layers]
     config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-                         "rootfs": {"type": "layers", "diff_ids": digests}}).encode()
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id for _data, diff_id in layers]}}).encode()
     config_digest = seed.push_blob(session, "bench/src", config)
     manifest = {"schemaVersion": 2, "mediaType": seed.OCI_MANIFEST,
                 "config": {"mediaType": seed.OCI_CONFIG, "digest": config_digest, "size": len(config)},
-                "layers": [{"mediaType": seed.OCI_LAYER, "digest": d, "size": LAYER} for d in digests]}
+                "layers": [{"mediaType": seed.OCI_LAYER, "digest": d, "size": len(data)}
+                           for d, (data, _diff_id) in zip(digests, layers)]}
     raw = json.dumps(manifest).encode()
     seed.put_manifest(session, "bench/src", "1", raw, seed.OCI_MANIFEST)
     return {"raw": raw, "blobs": [config_digest] + digests}
-
-
-def curl_same_registry(src, repo: str, image: dict) -> None:
-    for digest in image["blobs"]:
-        subprocess.run(["curl", "-sf", "-o", "/dev/null", "-X", "POST",
-                        f"{src.url}/v2/{repo}/blobs/uploads/?mount={digest}&from=bench/src"], check=True)
-    subprocess.run(["curl", "-sf", "-o", "/dev/null", "-X", "PUT", "-H", f"Content-Type: {seed.OCI_MANIFEST}",
-                    "--data-binary", "@-", f"{src.url}/v2/{repo}/manifests/1"], input=image["raw"], check=True)
 
 
 def curl_cross_registry(src, dst, repo: str, image: dict) -> None:
@@ -81,7 +82,26 @@ def skopeo_copy(src, dst, repo: str, cold: bool) -> None:
                     f"docker://{src.host}/bench/src:1", f"docker://{dst.host}/{repo}:1"], check=True)
 
 
-def main() -> int:
+def curl_mount_all(dst, repo: str, image: dict, source_repo: str) -> None:
+    for digest in image["blobs"]:
+        subprocess.run(["curl", "-sf", "-o", "/dev/null", "-X", "POST",
+                        f"{dst.url}/v2/{repo}/blobs/uploads/?mount={digest}&from={source_repo}"], check=True)
+    subprocess.run(["curl", "-sf", "-o", "/dev/null", "-X", "PUT", "-H", f"Content-Type: {seed.OCI_MANIFEST}",
+                    "--data-binary", "@-", f"{dst.url}/v2/{repo}/manifests/1"], input=image["raw"], check=True)
+
+
+def median_table(title: str, times: dict) -> dict:
+    curl = statistics.median(next(t for n, t in times.items() if n.startswith("curl")))
+    print(f"\n{title}\n{'case':<58} {'median s':>9} {'min':>7} {'max':>7} {'vs curl':>8}")
+    out = {}
+    for name, values in times.items():
+        median = statistics.median(values)
+        out[name] = {"median": median, "min": min(values), "max": max(values), "ratio_to_curl": median / curl}
+        print(f"{name:<58} {median:>9.3f} {min(values):>7.3f} {max(values):>7.3f} {median / curl:>7.2f}x")
+    return out
+
+
+def main() -> int:  # noqa: C901 - one list of cases
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -92,68 +112,87 @@ def main() -> int:
     from ansible_collections.regops.registry.plugins.module_utils.common import build_client
     from ansible_collections.regops.registry.plugins.module_utils.copy import copy_image
 
-    src, dst = start_registry("plain"), start_registry("plain")
+    src, warm_dst = start_registry("plain"), start_registry("plain")
+    labs = [src, warm_dst]
     try:
         image = push_big_image(seed.LabSession(src))
+        source_digest = seed.sha256(image["raw"])
         counter = iter(range(10_000))
+        written = []
 
         def fresh() -> str:
-            return f"bench/t{next(counter)}"
+            written.append(f"bench/t{next(counter)}")
+            return written[-1]
 
-        def module(to):
-            def run():
-                source, target = build_client(src.conn().get), build_client(to.conn().get)
-                copy_image(source, "bench/src", "1", target, fresh(), "1", concurrency=8)
-                source.close()
-                target.close()
-            return run
+        def module(to, mount_from=()):
+            source, target = build_client(src.conn().get), build_client(to.conn().get)
+            copy_image(source, "bench/src", "1", target, fresh(), "1", concurrency=8, mount_from=mount_from)
+            source.close()
+            target.close()
 
-        def role(to):
-            def run():
-                result = run_playbook("promote.yml", {"promote_source": f"{src.host}/bench/src:1",
-                                                      "promote_targets": [f"{to.host}/{fresh()}:1"],
-                                                      "promote_registries": {src.host: src.conn(), to.host: to.conn()}})
-                assert result.ok, result.output[-2000:]
-            return run
+        def role(to, mount_from=()):
+            result = run_playbook("promote.yml", {"promote_source": f"{src.host}/bench/src:1",
+                                                  "promote_targets": [f"{to.host}/{fresh()}:1"],
+                                                  "promote_mount_from": list(mount_from),
+                                                  "promote_registries": {src.host: src.conn(), to.host: to.conn()}})
+            assert result.ok, result.output[-2000:]
 
+        # The warm destination already holds the image in bench/prev (an earlier promotion, done by skopeo so that
+        # its blob-info cache knows where): skopeo's cache and regops' mount_from both turn the copy into mounts.
+        skopeo_copy(src, warm_dst, "bench/prev", cold=True)
+
+        # Each case gets its destination: (group, name) -> (prepare() -> destination lab, run(destination)).
+        def fresh_registry():
+            lab = start_registry("plain")
+            labs.append(lab)
+            return lab
+
+        same, fresh_dst, warm = ("same registry", "other registry, empty", "other registry, holding the blobs elsewhere")
         cases = {
-            "same registry": {
-                "regops module work (in-process)": module(src),
-                "regops role, whole ansible-playbook run": role(src),
-                "skopeo copy, cold blob-info cache": lambda: skopeo_copy(src, src, fresh(), True),
-                "skopeo copy, warm blob-info cache": lambda: skopeo_copy(src, src, fresh(), False),
-                "curl by hand (6 mounts + manifest PUT)": lambda: curl_same_registry(src, fresh(), image),
+            same: {
+                "regops module work (in-process)": (lambda: src, module),
+                "regops role, whole ansible-playbook run": (lambda: src, role),
+                "skopeo copy, cold blob-info cache": (lambda: src, lambda to: skopeo_copy(src, to, fresh(), True)),
+                "skopeo copy, warm blob-info cache": (lambda: src, lambda to: skopeo_copy(src, to, fresh(), False)),
+                "curl by hand (6 mounts + manifest PUT)": (lambda: src, lambda to: curl_mount_all(to, fresh(), image, "bench/src")),
             },
-            "other registry": {
-                "regops module work (in-process)": module(dst),
-                "regops role, whole ansible-playbook run": role(dst),
-                "skopeo copy, cold blob-info cache": lambda: skopeo_copy(src, dst, fresh(), True),
-                "skopeo copy, warm blob-info cache": lambda: skopeo_copy(src, dst, fresh(), False),
-                "curl by hand (6 streamed GET|PUT + manifest PUT)": lambda: curl_cross_registry(src, dst, fresh(), image),
+            fresh_dst: {
+                "regops module work (in-process)": (fresh_registry, module),
+                "regops role, whole ansible-playbook run": (fresh_registry, role),
+                "skopeo copy, cold blob-info cache": (fresh_registry, lambda to: skopeo_copy(src, to, fresh(), True)),
+                "skopeo copy, warm blob-info cache": (fresh_registry, lambda to: skopeo_copy(src, to, fresh(), False)),
+                "curl by hand (6 streamed GET|PUT + manifest PUT)": (fresh_registry, lambda to: curl_cross_registry(src, to, fresh(), image)),
+            },
+            warm: {
+                "regops module work, mount_from bench/prev": (lambda: warm_dst, lambda to: module(to, ("bench/prev",))),
+                "regops role, promote_mount_from bench/prev": (lambda: warm_dst, lambda to: role(to, ("bench/prev",))),
+                "regops module work, no hint (streams)": (lambda: warm_dst, module),
+                "skopeo copy, warm blob-info cache": (lambda: warm_dst, lambda to: skopeo_copy(src, to, fresh(), False)),
+                "curl by hand (6 mounts from bench/prev + manifest PUT)": (lambda: warm_dst, lambda to: curl_mount_all(to, fresh(), image, "bench/prev")),
             },
         }
         summary = {}
         for group, group_cases in cases.items():
             times = {name: [] for name in group_cases}
             for _round in range(args.rounds):
-                for name, func in group_cases.items():
+                for name, (prepare, run) in group_cases.items():
+                    destination = prepare()
                     start = time.perf_counter()
-                    func()
+                    run(destination)
                     times[name].append(time.perf_counter() - start)
-            curl = statistics.median(next(t for n, t in times.items() if n.startswith("curl")))
-            print(f"\n{group}: 5 layers x 50 MiB\n{'case':<50} {'median s':>9} {'min':>7} {'max':>7} {'vs curl':>8}")
-            summary[group] = {}
-            for name, values in times.items():
-                median = statistics.median(values)
-                summary[group][name] = {"median": median, "min": min(values), "max": max(values), "ratio_to_curl": median / curl}
-                print(f"{name:<50} {median:>9.3f} {min(values):>7.3f} {max(values):>7.3f} {median / curl:>7.2f}x")
+                    # Every tool must have produced the very same image, byte for byte.
+                    assert seed.head_manifest(seed.LabSession(destination), written[-1], "1") == source_digest, name
+                    if destination not in (src, warm_dst):
+                        destination.close()
+                        labs.remove(destination)
+            summary[group] = median_table(f"{group}: 5 layers x 50 MiB", times)
         out = ROOT / ".tmp" / "bench" / "promote.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"rounds": args.rounds, "layers": 5, "layer_bytes": LAYER, "results": summary}, indent=2))
         print(f"\nwritten to {out}")
     finally:
-        src.close()
-        dst.close()
+        for lab in labs:
+            lab.close()
     return 0
 
 

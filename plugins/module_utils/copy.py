@@ -69,8 +69,12 @@ def plan_copy(client, repository: str, reference: str, concurrency: int = 8) -> 
 
 
 def copy_image(source_client, source_repository: str, source_reference: str, client, repository: str, tag: str,
-               *, check_mode: bool = False, concurrency: int = 8, plan: CopyPlan | None = None) -> dict:
-    """Make ``repository:tag`` the exact image of the source. Returns what happened per blob and manifest."""
+               *, check_mode: bool = False, concurrency: int = 8, plan: CopyPlan | None = None,
+               mount_from: tuple[str, ...] = ()) -> dict:
+    """Make ``repository:tag`` the exact image of the source. Returns what happened per blob and manifest.
+
+    ``mount_from``: repositories of the target registry to mount blobs from before streaming them across registries.
+    """
     plan = plan or plan_copy(source_client, source_repository, source_reference, concurrency)
     source_digest = plan.manifest.digest
     current = client.head_manifest(repository, tag)
@@ -84,7 +88,8 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
     if not same_repository:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             outcomes = pool.map(lambda item: transfer_blob(source_client, source_repository, client, repository,
-                                                           item[0], item[1], check_mode=check_mode),
+                                                           item[0], item[1], check_mode=check_mode,
+                                                           mount_from=tuple(mount_from)),
                                 plan.blobs.items())
             result["blobs"] = [o.as_dict() for o in outcomes]
         for child in plan.children:

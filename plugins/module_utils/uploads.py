@@ -177,13 +177,20 @@ def _upload_chunks(client, repository: str, location: str, path: str, size: int,
 
 
 def transfer_blob(source_client, source_repository: str, client, repository: str, digest: str,
-                  size: int | None = None, *, check_mode: bool = False) -> BlobResult:
-    """Make a blob of another repository available in ``repository``: mount within one registry, else stream."""
+                  size: int | None = None, *, check_mode: bool = False, mount_from: tuple[str, ...] = ()) -> BlobResult:
+    """Make a blob of another repository available in ``repository``: mount within one registry, else stream.
+
+    ``mount_from`` names repositories of the target registry that may already hold the blob (an earlier
+    promotion): across registries each is tried as a mount before any byte is streamed.
+    """
     if client.head_blob(repository, digest) is not None:
         return BlobResult(digest, size, "exists", False, source_repository)
     same_registry = source_client is client or source_client.location.base_url == client.location.base_url
     if check_mode:
-        return BlobResult(digest, size, "mounted" if same_registry else "uploaded", True, source_repository)
+        if same_registry:
+            return BlobResult(digest, size, "mounted", True, source_repository)
+        holder = next((c for c in mount_from if c != repository and _holds(client, c, digest)), None)
+        return BlobResult(digest, size, "mounted" if holder else "uploaded", True, holder or source_repository)
     location = None
     if same_registry:
         location = client.mount_blob(repository, digest, source_repository)
@@ -191,7 +198,9 @@ def transfer_blob(source_client, source_repository: str, client, repository: str
             return BlobResult(digest, size, "mounted", True, source_repository)
         client.warn(f"the registry did not mount {digest} from {source_repository}; copying its bytes instead")
     else:
-        location = client.start_upload(repository)
+        location, mounted_from = _mount_from_candidates(client, repository, digest, mount_from)
+        if mounted_from:
+            return BlobResult(digest, size, "mounted", True, mounted_from)
     try:
         stream = IterStream(source_client.iter_blob(source_repository, digest, size), size)
         if size is None:
@@ -204,3 +213,40 @@ def transfer_blob(source_client, source_repository: str, client, repository: str
         client.cancel_upload(location, repository)
         raise
     return BlobResult(digest, size, "uploaded", True, source_repository)
+
+
+def _holds(client, repository: str, digest: str) -> bool:
+    """Whether a mount candidate has the blob; one the credentials cannot read does not."""
+    try:
+        return client.head_blob(repository, digest) is not None
+    except RegistryError as exc:
+        if exc.status in (401, 403):
+            return False
+        raise
+
+
+def _mount_from_candidates(client, repository: str, digest: str, candidates) -> tuple[str, str | None]:
+    """Try each candidate repository as a mount source; returns (upload session, repository mounted from).
+
+    A refused mount opens an upload session (202) that the next candidate or the streamed copy reuses,
+    so a miss costs no extra request. A candidate the credentials cannot read is only a miss.
+    """
+    location = None
+    for candidate in candidates:
+        if candidate == repository:
+            continue
+        try:
+            opened = client.mount_blob(repository, digest, candidate)
+        except RegistryError as exc:
+            if exc.status not in (401, 403, 404):
+                raise
+            continue
+        if opened is None:
+            if location:
+                client.cancel_upload(location, repository)
+            return "", candidate
+        if location:
+            client.cancel_upload(opened, repository)
+        else:
+            location = opened
+    return location or client.start_upload(repository), None

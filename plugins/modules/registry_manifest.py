@@ -46,6 +46,16 @@ options:
   media_type:
     description: Media type of O(content); defaults to its C(mediaType) field.
     type: str
+  mount_from:
+    description:
+      - Repositories of this registry that may already hold the source's blobs, such as the target of an earlier
+        promotion of the same image. When O(source) is on another registry, each blob is mounted from the first of
+        them that has it before any byte is streamed; a repository that lacks the blob, or that the credentials cannot
+        read, costs no extra request (the refused mount's upload session carries the copy).
+      - Ignored when O(source) is on this registry (its own repository is the mount source).
+    type: list
+    elements: str
+    default: []
   concurrency:
     description: How many requests run at once (blob transfers, child manifests).
     type: int
@@ -78,6 +88,18 @@ EXAMPLES = r"""
     repository: prod/app
     tag: "1.4.2"
     source: "staging/app@{{ tested_digest }}"
+
+- name: Promote to another registry, mounting blobs that the previous release already brought there
+  regops.registry.registry_manifest:
+    registry: prod-registry.example.com
+    repository: team/app
+    tag: "1.5.0"
+    source: "ci-registry.example.com/team/app@{{ tested_digest }}"
+    source_connection:
+      username: ci
+      password: "{{ ci_registry_password }}"
+    mount_from:
+      - team/app-canary
 """
 
 RETURN = r"""
@@ -162,6 +184,7 @@ def main() -> None:
         "source_connection": source_connection_spec(),
         "content": {"type": "raw"},
         "media_type": {"type": "str"},
+        "mount_from": {"type": "list", "elements": "str", "default": []},
         "concurrency": {"type": "int", "default": 8},
     }, mutually_exclusive=[("source", "content")])
 
@@ -192,10 +215,12 @@ def main() -> None:
 
         host, source_repository, source_reference = resolve_source(
             rm.params["source"], repository, parse_registry(rm.params["registry"]).host)
+        mount_from = tuple(validate_repository(r) for r in rm.params["mount_from"])
+        workers = concurrency(rm.params["concurrency"])
         source_client = rm.client_for(host, rm.params["source_connection"]) if host else rm.client
         try:
             result = copy_image(source_client, source_repository, source_reference, rm.client, repository, tag,
-                                check_mode=rm.check_mode, concurrency=concurrency(rm.params["concurrency"]))
+                                check_mode=rm.check_mode, concurrency=workers, mount_from=mount_from)
         finally:
             if source_client is not rm.client:
                 source_client.close()

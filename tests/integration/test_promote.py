@@ -30,9 +30,9 @@ def skopeo_raw_digest(lab, reference: str) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def promote(source, targets, regs, check=False):
+def promote(source, targets, regs, check=False, **extra):
     return run_playbook("promote.yml", {"promote_source": source, "promote_targets": targets,
-                                        "promote_registries": regs}, check=check)
+                                        "promote_registries": regs, **extra}, check=check)
 
 
 def test_promote_within_one_registry_mounts_everything(lab_plain):
@@ -101,6 +101,25 @@ def test_promote_index_by_digest_to_another_registry(lab_plain, lab_token):
     again = promote(source, targets, regs)
     assert again.ok and not again.results["changed"]
     assert lab_token.count(mark, WRITES) == {}
+
+
+def test_promote_mounts_from_an_earlier_promotion_on_the_target_registry(lab_plain, lab_token):
+    """A later run (another repository of the target registry) mounts what an earlier run streamed there."""
+    image = seed.push_image(seed.LabSession(lab_plain), "ci/web", "9", layer_sizes=(8192, 4096), seed=700)
+    source, regs = f"{lab_plain.host}/ci/web:9", registries(lab_plain, lab_token)
+    first = promote(source, [f"{lab_token.host}/canary/web:9"], regs)
+    assert first.ok, first.output
+    assert first.results["targets"][0]["blobs"]["uploaded"] == 3  # config + 2 layers streamed
+
+    extra = {"promote_mount_from": ["missing/repo", "canary/web"]}
+    checked = promote(source, [f"{lab_token.host}/prod/web:9"], regs, check=True, **extra)
+    assert checked.ok and checked.results["targets"][0]["blobs"]["mounted"] == 3
+    mark = lab_token.mark()
+    run = promote(source, [f"{lab_token.host}/prod/web:9"], regs, **extra)
+    assert run.ok, run.output
+    assert run.results["targets"][0]["blobs"] == {"mounted": 3, "uploaded": 0, "exists": 0}
+    assert lab_token.blob_uploads(mark) == []  # not one blob byte sent (the config blob included)
+    assert skopeo_raw_digest(lab_token, f"{lab_token.host}/prod/web:9") == image["digest"]
 
 
 def test_promote_rejects_a_target_without_tag(lab_plain):

@@ -109,6 +109,38 @@ def test_mount_declined_streams_through_the_session():  # EP-31
     assert result.how == "uploaded" and registry.blobs["dst"][digest] == data
 
 
+def two_registries():
+    source, target = MemoryRegistry(), MemoryRegistry()
+    src_client, src_adapter = make_client(source.route, registry="https://src.test")
+    dst_client, dst_adapter = make_client(target.route, registry="https://dst.test")
+    return source, target, src_client, dst_client, src_adapter, dst_adapter
+
+
+def test_cross_registry_mount_from_candidate_sends_no_bytes():
+    source, target, src_client, dst_client, src_adapter, dst_adapter = two_registries()
+    data = b"layer" * 1000
+    digest = source.add_blob("staging/app", data)
+    target.add_blob("prod/app-previous", data)
+    checked = transfer_blob(src_client, "staging/app", dst_client, "prod/app", digest, len(data), check_mode=True,
+                            mount_from=("nothere", "prod/app-previous"))
+    assert (checked.how, checked.source) == ("mounted", "prod/app-previous") and dst_adapter.writes() == []
+    result = transfer_blob(src_client, "staging/app", dst_client, "prod/app", digest, len(data),
+                           mount_from=("nothere", "prod/app-previous"))
+    assert (result.how, result.source) == ("mounted", "prod/app-previous")
+    assert target.blobs["prod/app"][digest] == data and not target.uploads  # the first miss's session was cancelled
+    assert not [s for s in src_adapter.sent if "/blobs/sha256" in s.url and s.method == "GET"]  # nothing read
+    assert not [s for s in dst_adapter.sent if s.method in ("PUT", "PATCH")]
+
+
+def test_cross_registry_mount_miss_streams_through_its_session():
+    source, target, src_client, dst_client, _src_adapter, dst_adapter = two_registries()
+    data = b"layer" * 1000
+    digest = source.add_blob("staging/app", data)
+    result = transfer_blob(src_client, "staging/app", dst_client, "prod/app", digest, len(data), mount_from=("prod/old",))
+    assert result.how == "uploaded" and target.blobs["prod/app"][digest] == data
+    assert [s.method for s in dst_adapter.writes()] == ["POST", "PUT"]  # the refused mount carried the upload
+
+
 def test_failed_copy_cancels_the_session():  # EP-33, EP-24
     registry = MemoryRegistry(mount=False)
     digest = registry.add_blob("src", b"original")
