@@ -51,6 +51,9 @@ MAX_CONFIG_SIZE = 16 << 20
 MAX_REDIRECTS = 10
 MAX_PAGES = 10000
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+# A 500 is retried only where repeating cannot do harm: reads, and DELETE (idempotent; distribution 2.8 answers
+# 500 "invalid checksum digest format" when deletes in one repository race over its tag links).
+RETRY_500_METHODS = ("GET", "HEAD", "DELETE")
 STREAM_CHUNK = 1 << 20
 
 
@@ -393,7 +396,7 @@ class RegistryClient:
                                     operation=operation, method=method, url=_auth.redact_url(url)) from None
             status = response.status_code
             if retry_safe and attempt < self.retries and (
-                    status in RETRYABLE_STATUS or (status == 500 and method in ("GET", "HEAD"))) and self._rewind(body):
+                    status in RETRYABLE_STATUS or (status == 500 and method in RETRY_500_METHODS)) and self._rewind(body):
                 response.close()
                 self._sleep_before_retry(attempt, response)
                 attempt += 1

@@ -65,7 +65,13 @@ def map_tags(client, repository: str, concurrency: int = 8) -> dict[str, str]:
     return {tag: head.digest for tag, head in zip(tags, heads) if head is not None}
 
 
-def plan_delete(client, repository: str, *, tags=(), digests=(), blobs=(), concurrency: int = 8) -> DeletePlan:
+class ProtectedTag(RegistryError):
+    """The delete would take a tag that must stay (it moved onto a doomed digest since the plan was made)."""
+
+
+def plan_delete(client, repository: str, *, tags=(), digests=(), blobs=(), protect=(), concurrency: int = 8) -> DeletePlan:
+    """Read what the deletes would touch. ``protect`` names tags that must survive: if any would go, nothing is
+    deleted (a plan made earlier, such as the prune role's, may no longer match the registry)."""
     tag_digests = map_tags(client, repository, concurrency)
     plan = DeletePlan(tag_digests=tag_digests)
     for tag in dict.fromkeys(tags):
@@ -90,6 +96,11 @@ def plan_delete(client, repository: str, *, tags=(), digests=(), blobs=(), concu
         if tag_digests[tag] in doomed:
             plan.tags.remove(tag)
             plan.skipped.append({"type": "tag", "name": tag, "reason": f"removed with its digest {tag_digests[tag]}"})
+    remaining = plan.after()
+    lost = sorted(t for t in dict.fromkeys(protect) if t in tag_digests and t not in remaining)
+    if lost:
+        raise ProtectedTag(f"the deletes would also remove {', '.join(lost)}, which must stay (each now points at a "
+                           "digest to delete); nothing was deleted", operation=f"planning deletes in {repository}")
     return plan
 
 
@@ -123,14 +134,36 @@ class TagDeleter:
         self._native = client.native_tag_delete
         self._lock = threading.Lock()
 
-    def delete(self, tag: str) -> dict:
-        digest = self.plan.tag_digests[tag]
-        siblings = [t for t in self.plan.tags_on(digest) if t != tag]
-        if self._native is not False:
-            result = self._native_delete(tag, digest, siblings)
-            if result is not None:
-                return result
-        return self._throwaway_delete(tag, digest, siblings)
+    def delete_all(self, pool, tags: list[str]) -> list[dict]:
+        """Native deletes where the registry has them; otherwise throwaway markers, all written before any is deleted.
+
+        distribution 2.8 scans every tag link of the repository when it deletes a manifest, and fails (500, leaving
+        tags behind) if a link is rewritten meanwhile; so no marker is written while a DELETE runs.
+        """
+        done: list[dict] = []
+        pending = list(tags)
+        while pending and self._native is not False:  # learn support on one tag, then go wide
+            first = pending.pop(0)
+            result = self._native_delete(first, self.plan.tag_digests[first], self._siblings(first))
+            if result is None:
+                pending.insert(0, first)
+                break
+            done.append(result)
+            if self._native:
+                done.extend(pool.map(lambda t: self._native_delete(t, self.plan.tag_digests[t], self._siblings(t)), pending))
+                return done
+        markers = list(pool.map(self._mark, pending))
+        outcomes = list(pool.map(self._drop_marker, markers))
+        failed = [(marker, exc) for marker, exc in zip(markers, outcomes) if isinstance(exc, Exception)]
+        for marker, _exc in failed:  # never leave a tag on a throwaway: point it back at its image
+            self.client.put_manifest(self.repository, marker["tag"], marker["raw"], marker["media_type"])
+        if failed:
+            raise failed[0][1]
+        return done + [{"type": "tag", "name": m["tag"], "digest": m["digest"], "method": "throwaway",
+                        "shared_tags": self._siblings(m["tag"])} for m in markers]
+
+    def _siblings(self, tag: str) -> list[str]:
+        return [t for t in self.plan.tags_on(self.plan.tag_digests[tag]) if t != tag]
 
     def _remember(self, native: bool) -> None:
         with self._lock:
@@ -156,49 +189,81 @@ class TagDeleter:
                              "those tags were restored and native tag deletes are off for this run")
         return {"type": "tag", "name": tag, "digest": digest, "method": "native", "shared_tags": siblings}
 
-    def _throwaway_delete(self, tag: str, digest: str, siblings: list[str]) -> dict:
+    def _mark(self, tag: str) -> dict:
+        """Point the tag at a unique copy of its manifest (one extra annotation: no new blob)."""
         manifest = self.client.get_manifest(self.repository, tag)
-        if manifest.digest != digest:
-            digest = manifest.digest  # the tag moved since planning: delete what it points at now
-        throwaway = json.loads(manifest.raw)
-        annotations = dict(throwaway.get("annotations") or {})
-        annotations[THROWAWAY_ANNOTATION] = uuid.uuid4().hex
-        throwaway["annotations"] = annotations
-        raw = json.dumps(throwaway, separators=(",", ":")).encode("utf-8")
-        marker = self.client.put_manifest(self.repository, tag, raw, manifest.media_type)
+        marker = self.client.put_manifest(self.repository, tag, throwaway_bytes(manifest.raw), manifest.media_type)
+        # The digest the tag had when marked (it may have moved since planning: that is what goes now).
+        return {"tag": tag, "digest": manifest.digest, "marker": marker, "raw": manifest.raw,
+                "media_type": manifest.media_type}
+
+    def _drop_marker(self, marker: dict):
         try:
-            self.client.delete_manifest(self.repository, marker)
-        except RegistryError:
-            # Never leave the tag on the throwaway: point it back at the image it named.
-            self.client.put_manifest(self.repository, tag, manifest.raw, manifest.media_type)
-            raise
-        return {"type": "tag", "name": tag, "digest": digest, "method": "throwaway", "shared_tags": siblings}
+            self.client.delete_manifest(self.repository, marker["marker"])
+        except RegistryError as exc:
+            return exc
+        return None
+
+
+def throwaway_bytes(raw: bytes) -> bytes:
+    """The same manifest with a unique annotation: a new digest whose blobs all exist already."""
+    data = json.loads(raw)
+    annotations = dict(data.get("annotations") or {})
+    annotations[THROWAWAY_ANNOTATION] = uuid.uuid4().hex
+    data["annotations"] = annotations
+    return json.dumps(data, separators=(",", ":")).encode("utf-8")
 
 
 def apply_delete(client, repository: str, plan: DeletePlan, concurrency: int = 8) -> list[dict]:
-    """Carry out a plan: tags first (their digests survive), then digests, then blobs."""
+    """Carry out a plan: tags first (their digests survive), then digests, then blobs; then check the tags."""
     if not plan.changes:
         return []
     probe_deletes(client, repository)
     deleted: list[dict] = []
     deleter = TagDeleter(client, repository, plan)
-    workers = max(1, concurrency)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        deleted.extend(pool.map(deleter.delete, plan.tags))
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        deleted.extend(deleter.delete_all(pool, plan.tags))
 
         def delete_digest(digest: str) -> dict:
             gone = client.delete_manifest(repository, digest)
             return {"type": "digest", "name": digest, "digest": digest, "removed_tags": plan.tags_on(digest),
                     "method": "digest" if gone else "absent"}
 
-        deleted.extend(pool.map(delete_digest, plan.digests))
+        # Tagged manifests first, then untagged ones (index children, referrers): an interrupted run never leaves
+        # a tag on an index whose children are gone.
+        tagged = [d for d in plan.digests if plan.tags_on(d)]
+        deleted.extend(pool.map(delete_digest, tagged))
+        deleted.extend(pool.map(delete_digest, [d for d in plan.digests if d not in tagged]))
 
         def delete_blob(digest: str) -> dict:
             gone = client.delete_blob(repository, digest)
             return {"type": "blob", "name": digest, "digest": digest, "method": "blob" if gone else "absent"}
 
         deleted.extend(pool.map(delete_blob, plan.blobs))
+    if plan.tags or plan.digests:
+        repair_dangling(client, repository, plan)
     return deleted
+
+
+def repair_dangling(client, repository: str, plan: DeletePlan) -> list[str]:
+    """Tags still listed that the plan removed: a registry that lost a race left them pointing at nothing.
+
+    Each is pointed at a throwaway copy of a manifest that still exists and that copy deleted, one at a time.
+    """
+    gone = set(plan.tag_digests) - set(plan.after())
+    stuck = sorted(gone & set(client.list_tags(repository))) if gone else []
+    if not stuck:
+        return []
+    present = next((m for m in (client.get_manifest(repository, d) if client.head_manifest(repository, d) else None
+                                for d in dict.fromkeys(plan.after().values())) if m is not None), None)
+    if present is None:
+        raise RegistryError(f"the tags {', '.join(stuck)} are still listed but point at deleted manifests, and no "
+                            "manifest is left in the repository to clear them with", operation=f"deleting in {repository}")
+    for tag in stuck:
+        marker = client.put_manifest(repository, tag, throwaway_bytes(present.raw), present.media_type)
+        client.delete_manifest(repository, marker)
+    client.warn(f"the registry left {', '.join(stuck)} behind (tag links pointing at deleted manifests); cleared them")
+    return stuck
 
 
 def predicted(plan: DeletePlan) -> list[dict]:

@@ -211,8 +211,15 @@ def image_facts(manifest: dict, media_type: str, digest: str, config: dict | Non
         "artifact_type": artifact_type,
         "layers": len(layers),
         "config_digest": descriptor.get("digest"),
+        "subject": subject_digest(manifest),
         "blob_sizes": blob_sizes,
     }
+
+
+def subject_digest(manifest: dict) -> str | None:
+    """The manifest an OCI 1.1 referrer (signature, SBOM, attestation) is about."""
+    subject = manifest.get("subject")
+    return subject.get("digest") if isinstance(subject, dict) and isinstance(subject.get("digest"), str) else None
 
 
 def index_children(index: dict) -> list[dict]:
@@ -258,5 +265,8 @@ def index_facts(index: dict, media_type: str, digest: str, children: list[dict])
         "annotations": annotations,
         "artifact_type": index.get("artifactType"),
         "manifests": manifests,
+        "attestations": [d["digest"] for d in index.get("manifests") or []
+                         if isinstance(d, dict) and d.get("digest") and is_attestation(d)],
+        "subject": subject_digest(index),
         "blob_sizes": blob_sizes,
     }

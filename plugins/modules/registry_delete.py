@@ -42,6 +42,14 @@ options:
     type: list
     elements: str
     default: []
+  protect_tags:
+    description:
+      - Tags that must still exist afterwards. If deleting O(digests) would remove one of them (the tag was moved
+        onto such a digest after the list of deletes was made), the module fails before deleting anything.
+      - The prune role passes every tag its plan keeps.
+    type: list
+    elements: str
+    default: []
   concurrency:
     description: How many requests run at once.
     type: int
@@ -66,6 +74,14 @@ EXAMPLES = r"""
     digests:
       - sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945
   diff: true
+
+- name: Delete what a plan made earlier says, but never a tag the plan keeps
+  regops.registry.registry_delete:
+    registry: registry.example.com
+    repository: team/app
+    tags: "{{ plan.delete_tags }}"
+    digests: "{{ plan.delete_digests }}"
+    protect_tags: "{{ plan.keep_tags }}"
 """
 
 RETURN = r"""
@@ -104,6 +120,7 @@ def main() -> None:
         "tags": {"type": "list", "elements": "str", "default": []},
         "digests": {"type": "list", "elements": "str", "default": []},
         "blobs": {"type": "list", "elements": "str", "default": []},
+        "protect_tags": {"type": "list", "elements": "str", "default": []},
         "concurrency": {"type": "int", "default": 8},
     })
 
@@ -113,9 +130,11 @@ def main() -> None:
         tags = [validate_tag(t) for t in p["tags"]]
         digests = [validate_digest(d) for d in p["digests"]]
         blobs = [validate_digest(b) for b in p["blobs"]]
+        protect = [validate_tag(t) for t in p["protect_tags"]]
         workers = concurrency(p["concurrency"])
         client = rm.client
-        plan = plan_delete(client, repository, tags=tags, digests=digests, blobs=blobs, concurrency=workers)
+        plan = plan_delete(client, repository, tags=tags, digests=digests, blobs=blobs, protect=protect,
+                           concurrency=workers)
         result = {
             "changed": plan.changes,
             "skipped": plan.skipped,

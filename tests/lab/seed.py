@@ -388,3 +388,56 @@ def seed_scale(session: LabSession, repositories: int = 20, tags_per_repository:
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return dict(pool.map(one_repository, range(repositories)))
+
+
+def seed_prune(session: LabSession, repositories: int = 20, prefix: str = "prune", builds: int = 37,
+               images_per_repository: int = 30, concurrency: int = 8) -> dict:
+    """Repositories shaped like CI output, for retention tests and benchmarks (50 tags each by default).
+
+    Per repository: ``images_per_repository`` build images dated one day apart from 2024-01-01 (image ``i`` on day
+    ``i``), tagged ``build-<n>`` with image ``n % images_per_repository`` (so some digests carry two build tags);
+    releases ``v1.<k>.0`` on images ``3k`` (k < 5); ``latest`` on the newest image; ``repro-1``, an image dated
+    1970-01-01; ``v2.0.0``, an index dated 2023-06-01 whose amd64 child is also tagged ``v2.0.0-amd64``;
+    ``multi-old``, an index with an attestation dated 2023-01-01; cosign-style tags ``sha256-<hex>.sig`` for the
+    newest image and image 1, and ``sha256-<hex>.att`` for image 0.
+
+    Returns ``{repository: {"tags": {tag: digest}, "images": [digest by i], "created": {digest: created},
+    "index_kept": {...push_index}, "index_old": {...push_index}}}``.
+    """
+    def one(r: int) -> tuple[str, dict]:
+        repo = f"{prefix}/r{r:02d}"
+        images, created = [], {}
+        for i in range(images_per_repository):
+            when = f"2024-{1 + i // 28:02d}-{1 + i % 28:02d}T12:00:00Z"
+            image = push_image(session, repo, None, created=when, seed=r * 1000 + i, layer_sizes=(256 + i,))
+            images.append(image)
+            created[image["digest"]] = when
+        tags = {}
+
+        def tag(name: str, image: dict) -> None:
+            tag_manifest(session, repo, name, image["raw"], image["media_type"])
+            tags[name] = image["digest"]
+
+        for n in range(builds):
+            tag(f"build-{n}", images[n % images_per_repository])
+        for k in range(5):
+            tag(f"v1.{k}.0", images[3 * k])
+        tag("latest", images[-1])
+        repro = push_image(session, repo, "repro-1", created="1970-01-01T00:00:00Z", seed=r * 1000 + 900)
+        tags["repro-1"], created[repro["digest"]] = repro["digest"], "1970-01-01T00:00:00Z"
+        kept_index = push_index(session, repo, "v2.0.0", created="2023-06-01T00:00:00Z", seed=r * 1000 + 910)
+        tags["v2.0.0"] = kept_index["digest"]
+        tag("v2.0.0-amd64", kept_index["children"][0])
+        old_index = push_index(session, repo, "multi-old", created="2023-01-01T00:00:00Z", seed=r * 1000 + 920,
+                               with_attestation=True)
+        tags["multi-old"] = old_index["digest"]
+        for subject, suffix, s in ((images[-1], "sig", 930), (images[1], "sig", 940), (images[0], "att", 950)):
+            name = "sha256-" + subject["digest"].split(":", 1)[1] + "." + suffix
+            signature = push_image(session, repo, name, created=None, seed=r * 1000 + s, layer_sizes=(64,),
+                                   annotations={"dev.cosignproject.cosign/signature": "x"})
+            tags[name] = signature["digest"]
+        return repo, {"tags": tags, "images": [i["digest"] for i in images], "created": created,
+                      "index_kept": kept_index, "index_old": old_index}
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return dict(pool.map(one, range(repositories)))

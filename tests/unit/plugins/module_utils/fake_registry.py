@@ -111,16 +111,18 @@ class MemoryRegistry:
     Switches reproduce what real registries do: ``tag_delete`` = "none" (2.8: 400 DIGEST_INVALID), "native" (OCI),
     "greedy" (early zot: deletes the manifest and every tag on it); ``deletes`` False answers 405 UNSUPPORTED;
     ``mount`` False answers 202 with a session; ``fail_patch`` = set of PATCH numbers that fail with 503 after
-    storing half of their bytes.
+    storing half of their bytes; ``racing_deletes`` = how many digest DELETEs fail as in 2.8's tag-link race.
     """
 
-    def __init__(self, tag_delete="none", deletes=True, mount=True, fail_patch=()):
+    def __init__(self, tag_delete="none", deletes=True, mount=True, fail_patch=(), racing_deletes=0):
         self.manifests: dict = {}
         self.tags: dict = {}
         self.blobs: dict = {}
         self.uploads: dict = {}
         self.tag_delete, self.deletes, self.mount, self.fail_patch = tag_delete, deletes, mount, set(fail_patch)
         self.patches = 0
+        # distribution 2.8 under concurrent tag writes: the manifest goes, its tags stay (dangling), HTTP 500.
+        self.racing_deletes = racing_deletes
 
     def add_blob(self, repo, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -186,6 +188,9 @@ class MemoryRegistry:
             if ref not in self.manifests.get(repo, {}):
                 return error(404, "MANIFEST_UNKNOWN")
             del self.manifests[repo][ref]
+            if self.racing_deletes:
+                self.racing_deletes -= 1
+                return error(500, "UNKNOWN", "invalid checksum digest format")
             self.tags[repo] = {t: d for t, d in self.tags.get(repo, {}).items() if d != ref}
             return Answer(202)
         if self.tag_delete == "none":

@@ -174,6 +174,14 @@ def test_patch_is_not_blindly_retried():  # ER-04
     assert [s.method for s in adapter.sent].count("PATCH") == 1
 
 
+def test_manifest_delete_racing_in_the_registry_is_retried(no_sleep):
+    """distribution 2.8 answers 500 when deletes in one repository race; a DELETE is safe to repeat."""
+    answers = iter([error(500, "UNKNOWN", "invalid checksum digest format"), Answer(202)])
+    client, adapter = make_client(lambda s: Answer(200) if s.url.endswith("/v2/") else next(answers))
+    assert client.delete_manifest("a", "sha256:" + "1" * 64) is True
+    assert [s.method for s in adapter.sent].count("DELETE") == 2
+
+
 def bearer_route(grants, log, challenge_error=""):
     """A registry with a token server: tokens carry the scopes the user is granted."""
     def route(sent):

@@ -180,3 +180,50 @@ def test_index_children_written_before_index_and_check_mode_writes_nothing():  #
     puts = [s.url.rsplit("/", 1)[-1] for s in adapter.sent if s.method == "PUT" and "/manifests/" in s.url]
     assert set(puts[:2]) == {child_a, child_b} and puts[2] == "multi"
     assert registry.tags["dst"]["multi"] == digest_of(index_raw)
+
+
+def test_protected_tag_on_a_doomed_digest_stops_everything():
+    registry = MemoryRegistry()
+    digest, _raw = image(registry, "a", ["old", "moved-here"])
+    client, adapter = make_client(registry.route)
+    with pytest.raises(deletion.ProtectedTag, match="moved-here, which must stay"):
+        deletion.plan_delete(client, "a", digests=[digest], protect=["moved-here"])
+    assert adapter.writes() == [] and registry.tags["a"] == {"old": digest, "moved-here": digest}
+
+
+def test_tagged_digests_are_deleted_before_untagged_ones():
+    registry = MemoryRegistry()
+    child, raw = image(registry, "a", [], seed="c")
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": child, "size": len(raw)}]}).encode()
+    index_digest = registry.add_manifest("a", "multi", index, OCI_INDEX)
+    client, adapter = make_client(registry.route)
+    plan = deletion.plan_delete(client, "a", digests=[child, index_digest], concurrency=1)
+    deletion.apply_delete(client, "a", plan, concurrency=1)
+    deletes = [s.url.rsplit("/", 1)[-1] for s in adapter.sent if s.method == "DELETE" and deletion.PROBE_DIGEST not in s.url]
+    assert deletes == [index_digest, child]
+
+
+def test_tags_left_dangling_by_a_racing_registry_are_cleared():
+    registry = MemoryRegistry(racing_deletes=2)  # the marker of "drop", then the digest of old+older
+    keep, _raw = image(registry, "a", ["keep", "drop"], seed="k")
+    old, _raw = image(registry, "a", ["old", "older"], seed="o")
+    client, adapter = make_client(registry.route)
+    warnings = []
+    client._warn = warnings.append
+    plan = deletion.plan_delete(client, "a", tags=["drop"], digests=[old])
+    deletion.apply_delete(client, "a", plan)
+    assert registry.tags["a"] == {"keep": keep}
+    assert set(registry.manifests["a"]) == {keep}  # the throwaway copies are gone too
+    assert "left drop, old, older behind" in warnings[-1]
+
+
+def test_throwaway_markers_are_all_written_before_any_is_deleted():
+    registry = MemoryRegistry()
+    digest, _raw = image(registry, "a", ["keep", "t1", "t2", "t3"])
+    client, adapter = make_client(registry.route)
+    deletion.apply_delete(client, "a", deletion.plan_delete(client, "a", tags=["t1", "t2", "t3"]))
+    writes = [s.method for s in adapter.writes() if deletion.PROBE_DIGEST not in s.url
+              and not (s.method == "DELETE" and "/manifests/t1" in s.url)]  # the native tag DELETE, refused (400)
+    assert writes == ["PUT"] * 3 + ["DELETE"] * 3
+    assert registry.tags["a"] == {"keep": digest}

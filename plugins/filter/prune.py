@@ -1,0 +1,78 @@
+# Copyright: regops.registry contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The retention planner as filters for the prune role: the plan, and its Markdown report (pure)."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
+from ansible_collections.regops.registry.plugins.module_utils.retention import make_policy, plan_retention
+
+GC_NOTE = ("Deleting manifests frees no storage by itself: the registry reclaims blobs only when its garbage "
+           "collection runs (for the distribution registry, `registry garbage-collect <config>` on the registry "
+           "host). Blobs shared with kept images stay either way.")
+
+
+def retention_plan(images, keep_latest=None, keep_tags=None, match_tags=None, older_than=None, order="created",
+                   now=None, repository=None):
+    """Decide every tag. ``images`` is the ``images`` list of registry_tags with details, or that whole result
+    (a loop item's ``item`` then names the repository)."""
+    if isinstance(images, dict):
+        repository = repository or images.get("item") or images.get("repository")
+        images = images.get("images")
+    if not isinstance(images, list):
+        raise AnsibleFilterError("retention_plan needs the images of registry_tags with details: true")
+    try:
+        policy = make_policy(keep_latest=keep_latest, keep_tags=keep_tags, match_tags=match_tags,
+                             older_than=older_than, order=order, now=now)
+        return plan_retention(images, policy, repository=repository)
+    except InvalidInput as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def human_size(value) -> str:
+    if not isinstance(value, int):
+        return "–"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover - the loop returns at GiB
+
+
+def _cell(text) -> str:
+    return str(text if text is not None else "–").replace("|", "\\|").replace("\n", " ")
+
+
+def retention_markdown(plans, title="Prune plan", registry=None, check_mode=False):
+    """A Markdown report of plans: every tag, kept or deleted, how and why, with sizes."""
+    if isinstance(plans, dict):
+        plans = [plans]
+    lines = [f"# {title}", ""]
+    if registry:
+        lines.append(f"Registry: `{registry}`  ")
+    lines += [f"Mode: {'check mode, nothing deleted' if check_mode else 'applied'}", "", f"> {GC_NOTE}", "",
+              "| repository | tags | kept | deleted | as tag only | digests deleted | size of deleted images |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for plan in plans:
+        s = plan["summary"]
+        lines.append(f"| {_cell(plan.get('repository'))} | {s['tags']} | {s['kept']} | {s['deleted']} | "
+                     f"{s['deleted_as_tag']} | {s['digests_deleted']} | {human_size(s['size_deleted'])} |")
+    for plan in plans:
+        lines += ["", f"## {_cell(plan.get('repository'))}", "",
+                  "| tag | decision | digest | created | size | why |", "|---|---|---|---|---:|---|"]
+        for entry in plan["tags"]:
+            decision = entry["decision"] if entry["decision"] == "keep" else f"delete ({entry['delete_as']})"
+            lines.append(f"| {_cell(entry['tag'])} | {decision} | `{entry['digest'][:19]}` | {_cell(entry['created'])} | "
+                         f"{human_size(entry['size'])} | {_cell('; '.join(entry['reasons']))} |")
+        if plan.get("dependents"):
+            lines += ["", "Untagged manifests deleted with them (index children, attestations, referrers):", ""]
+            lines += [f"- `{d['digest']}` (of {', '.join('`' + o[:19] + '`' for o in d['of'])})" for d in plan["dependents"]]
+    return "\n".join(lines) + "\n"
+
+
+class FilterModule:
+    def filters(self):
+        return {"retention_plan": retention_plan, "retention_markdown": retention_markdown}
