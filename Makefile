@@ -33,6 +33,7 @@ test: system-deps venv collection units integration docs-check sanity
 bench: system-deps venv collection
 	$(PY) bench/facts.py
 	$(PY) bench/promote.py
+	$(PY) bench/prune.py
 
 units: venv collection
 	$(PY) -m pytest tests/unit
@@ -45,7 +46,7 @@ docs-check: venv collection
 	  $(VENV)/bin/ansible-doc regops.registry.$$n >/dev/null || { echo "ansible-doc fails for $$n"; exit 1; }; done
 	@$(VENV)/bin/ansible-doc -t lookup regops.registry.digest >/dev/null
 	@$(VENV)/bin/ansible-doc -t inventory regops.registry.registry >/dev/null
-	@for f in parse_reference semver_sort promote_summary retention_plan retention_markdown; do $(VENV)/bin/ansible-doc -t filter regops.registry.$$f >/dev/null; done
+	@for f in parse_reference semver_sort promote_summary retention_plan retention_markdown retention_deletes; do $(VENV)/bin/ansible-doc -t filter regops.registry.$$f >/dev/null; done
 	@for r in promote prune; do $(VENV)/bin/ansible-doc -t role regops.registry.$$r >/dev/null; done
 	@echo "ansible-doc renders every module and plugin"
 

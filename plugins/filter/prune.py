@@ -15,7 +15,7 @@ GC_NOTE = ("Deleting manifests frees no storage by itself: the registry reclaims
 
 
 def retention_plan(images, keep_latest=None, keep_tags=None, match_tags=None, older_than=None, order="created",
-                   now=None, repository=None):
+                   now=None, repository=None, group_by=None):
     """Decide every tag. ``images`` is the ``images`` list of registry_tags with details, or that whole result
     (a loop item's ``item`` then names the repository)."""
     if isinstance(images, dict):
@@ -25,10 +25,16 @@ def retention_plan(images, keep_latest=None, keep_tags=None, match_tags=None, ol
         raise AnsibleFilterError("retention_plan needs the images of registry_tags with details: true")
     try:
         policy = make_policy(keep_latest=keep_latest, keep_tags=keep_tags, match_tags=match_tags,
-                             older_than=older_than, order=order, now=now)
+                             older_than=older_than, order=order, now=now, group_by=group_by)
         return plan_retention(images, policy, repository=repository)
     except InvalidInput as exc:
         raise AnsibleFilterError(str(exc)) from None
+
+
+def retention_deletes(plan: dict) -> dict:
+    """What registry_delete needs from a plan (one entry of its ``repositories``): the deletes and the tags to keep."""
+    return {"repository": plan["repository"], "tags": plan["delete_tags"], "digests": plan["delete_digests"],
+            "protect_tags": plan["keep_tags"]}
 
 
 def human_size(value) -> str:
@@ -75,4 +81,5 @@ def retention_markdown(plans, title="Prune plan", registry=None, check_mode=Fals
 
 class FilterModule:
     def filters(self):
-        return {"retention_plan": retention_plan, "retention_markdown": retention_markdown}
+        return {"retention_plan": retention_plan, "retention_markdown": retention_markdown,
+                "retention_deletes": retention_deletes}

@@ -102,7 +102,7 @@ class RegistryModule:
         return self.module.check_mode
 
     def pool_size(self) -> int:
-        return max(16, int(self.params.get("concurrency") or 0))
+        return max(16, 2 * int(self.params.get("concurrency") or 0))  # multi-repository calls run two at once
 
     @property
     def client(self):

@@ -214,11 +214,12 @@ def throwaway_bytes(raw: bytes) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode("utf-8")
 
 
-def apply_delete(client, repository: str, plan: DeletePlan, concurrency: int = 8) -> list[dict]:
+def apply_delete(client, repository: str, plan: DeletePlan, concurrency: int = 8, probed: bool = False) -> list[dict]:
     """Carry out a plan: tags first (their digests survive), then digests, then blobs; then check the tags."""
     if not plan.changes:
         return []
-    probe_deletes(client, repository)
+    if not probed:
+        probe_deletes(client, repository)
     deleted: list[dict] = []
     deleter = TagDeleter(client, repository, plan)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.images import parse_created
-from ansible_collections.regops.registry.plugins.module_utils.options import compile_regexes
+from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, compile_regexes
 from ansible_collections.regops.registry.plugins.module_utils.tag_sort import semver_key
 
 ORDERS = ("created", "semver")
@@ -65,16 +65,23 @@ class Policy:
     older_than: timedelta | None = None
     order: str = "created"
     now: datetime | None = None
+    group_by: re.Pattern | None = None
+
+    def group_of(self, tag: str) -> str:
+        """The group a tag is ranked in: the first capture of ``group_by`` (a branch name, say), or one group."""
+        match = self.group_by.search(tag) if self.group_by else None
+        return (match.group(1) or "") if match else ""
 
     def describe(self) -> dict:
-        return {"keep_latest": self.keep_latest, "keep_tags": [p.pattern for p in self.keep_tags],
+        return {"keep_latest": self.keep_latest, "group_by": self.group_by.pattern if self.group_by else None,
+                "keep_tags": [p.pattern for p in self.keep_tags],
                 "match_tags": [p.pattern for p in self.match_tags],
                 "older_than": int(self.older_than.total_seconds()) if self.older_than is not None else None,
                 "order": self.order, "now": _iso(self.now)}
 
 
 def make_policy(keep_latest=None, keep_tags=None, match_tags=None, older_than=None, order="created",
-                now=None) -> Policy:
+                now=None, group_by=None) -> Policy:
     """Check every term of a policy; a wrong one raises InvalidInput before anything is read or deleted."""
     if keep_latest is not None:
         if isinstance(keep_latest, bool) or not isinstance(keep_latest, int) and not str(keep_latest).isdigit():
@@ -95,7 +102,10 @@ def make_policy(keep_latest=None, keep_tags=None, match_tags=None, older_than=No
         moment = parse_created(str(now))
         if moment is None:
             raise InvalidInput(f"now: '{now}' is not an RFC 3339 date")
-    return Policy(keep_latest=keep_latest, keep_tags=tuple(compile_regexes(keep_tags, "keep_tags")),
+    group = compile_regex(group_by or None, "group_by")
+    if group is not None and group.groups < 1:
+        raise InvalidInput(f"group_by: '{group_by}' needs a capture group, such as ^(.+)-\\d+$ for <branch>-<build>")
+    return Policy(group_by=group, keep_latest=keep_latest, keep_tags=tuple(compile_regexes(keep_tags, "keep_tags")),
                   match_tags=tuple(compile_regexes(match_tags, "match_tags")),
                   older_than=parse_duration(older_than) if older_than not in (None, "") else None,
                   order=order, now=moment)
@@ -171,10 +181,11 @@ def plan_retention(images, policy: Policy, repository: str | None = None) -> dic
         if kept_by is not None:
             entry["reasons"].append(f"matches keep_tags '{kept_by}'")
         if tag in candidates:
-            rank = ranks[entry["digest"]]
+            rank = ranks[tag]
             entry["rank"] = rank
             if policy.keep_latest is not None and rank <= policy.keep_latest:
-                entry["reasons"].append(f"image #{rank} of the {policy.keep_latest} newest kept ({policy.order} order)")
+                entry["reasons"].append(f"image #{rank} of the {policy.keep_latest} newest kept ({policy.order} order"
+                                        + (f", group '{policy.group_of(tag)}')" if policy.group_by else ")"))
                 kept_by = kept_by or "keep_latest"
             elif kept_by is None:
                 entry["reasons"].append(f"candidate beyond the {policy.keep_latest} newest images (#{rank})"
@@ -260,21 +271,25 @@ def _is_candidate(tag: str, image: dict, policy: Policy, reasons: list) -> bool:
 
 
 def _rank(candidates: list[str], repo: _Repository, policy: Policy) -> dict[str, int]:
-    """Rank 1 = newest; distinct digests; ties broken by the highest version and name among its tags, then digest."""
-    tags_of: dict[str, list[str]] = {}
+    """Tag -> rank of its image within its group (1 = newest). Ties: highest version and name among the image's tags
+    in the group, then digest."""
+    groups: dict[str, dict[str, list[str]]] = {}
     for tag in candidates:
-        tags_of.setdefault(repo.by_tag[tag]["digest"], []).append(tag)
+        groups.setdefault(policy.group_of(tag), {}).setdefault(repo.by_tag[tag]["digest"], []).append(tag)
+    ranks = {}
+    for tags_of in groups.values():
+        def key(digest: str, tags_of=tags_of) -> tuple:
+            created = plausible_created(repo.facts[digest].get("created"))
+            dated = (1, created.timestamp()) if created else (0, 0.0)  # undated count as the oldest
+            version = max(semver_key(t) for t in tags_of[digest])
+            if policy.order == "semver":
+                return (version, dated, digest)
+            return (dated, version, digest)
 
-    def key(digest: str) -> tuple:
-        created = plausible_created(repo.facts[digest].get("created"))
-        dated = (1, created.timestamp()) if created else (0, 0.0)  # undated count as the oldest
-        version = max(semver_key(t) for t in tags_of[digest])
-        if policy.order == "semver":
-            return (version, dated, digest)
-        return (dated, version, digest)
-
-    ordered = sorted(tags_of, key=key, reverse=True)
-    return {digest: index + 1 for index, digest in enumerate(ordered)}
+        for index, digest in enumerate(sorted(tags_of, key=key, reverse=True)):
+            for tag in tags_of[digest]:
+                ranks[tag] = index + 1
+    return ranks
 
 
 def _created_key(entry: dict) -> tuple:

@@ -22,9 +22,40 @@ author:
   - regops.registry contributors (@regops)
 options:
   repository:
-    description: The repository, for example C(team/app).
+    description: The repository, for example C(team/app). Either this or O(repositories).
     type: str
-    required: true
+  repositories:
+    description:
+      - Deletes in several repositories in one call, each entry with its own C(repository), C(tags), C(digests),
+        C(blobs) and C(protect_tags) (as the options of the same names). Every repository is planned, and checked for
+        deletes being accepted, before the first delete anywhere; then two repositories are worked on at a time.
+    type: list
+    elements: dict
+    suboptions:
+      repository:
+        description: The repository.
+        type: str
+        required: true
+      tags:
+        description: As O(tags), in this repository.
+        type: list
+        elements: str
+        default: []
+      digests:
+        description: As O(digests), in this repository.
+        type: list
+        elements: str
+        default: []
+      blobs:
+        description: As O(blobs), in this repository.
+        type: list
+        elements: str
+        default: []
+      protect_tags:
+        description: As O(protect_tags), in this repository.
+        type: list
+        elements: str
+        default: []
   tags:
     description: Tags to delete, each alone (other tags on the same digest stay).
     type: list
@@ -82,6 +113,13 @@ EXAMPLES = r"""
     tags: "{{ plan.delete_tags }}"
     digests: "{{ plan.delete_digests }}"
     protect_tags: "{{ plan.keep_tags }}"
+
+- name: Several repositories in one call
+  regops.registry.registry_delete:
+    registry: registry.example.com
+    repositories:
+      - {repository: team/app, tags: [pr-1234, pr-1235]}
+      - {repository: team/worker, digests: ["sha256:9a1b..."], protect_tags: [stable]}
 """
 
 RETURN = r"""
@@ -96,6 +134,12 @@ deleted:
   sample:
     - {type: tag, name: pr-1234, digest: "sha256:4f53...", method: throwaway}
     - {type: digest, name: "sha256:9a1b...", digest: "sha256:9a1b...", removed_tags: [old, older], method: digest}
+repositories:
+  description: With O(repositories), per repository its C(repository), C(changed), C(deleted) and C(skipped); RV(deleted)
+    and RV(skipped) then list the entries of every repository, each with its C(repository).
+  returned: when O(repositories) is given
+  type: list
+  elements: dict
 skipped:
   description: What was not deleted, with the reason (for example C(absent) on a second run).
   returned: always
@@ -104,8 +148,11 @@ skipped:
   sample: [{type: tag, name: pr-1234, reason: absent}]
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule
-from ansible_collections.regops.registry.plugins.module_utils.deletion import apply_delete, plan_delete, predicted
+from ansible_collections.regops.registry.plugins.module_utils.deletion import apply_delete, plan_delete, predicted, probe_deletes
+from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.options import concurrency
 from ansible_collections.regops.registry.plugins.module_utils.reference import (
     validate_digest,
@@ -114,38 +161,68 @@ from ansible_collections.regops.registry.plugins.module_utils.reference import (
 )
 
 
+REPOSITORY_WORKERS = 2
+PER_REPOSITORY = ("tags", "digests", "blobs", "protect_tags")
+
+
 def main() -> None:
+    lists = {"type": "list", "elements": "str", "default": []}
     rm = RegistryModule({
-        "repository": {"type": "str", "required": True},
-        "tags": {"type": "list", "elements": "str", "default": []},
-        "digests": {"type": "list", "elements": "str", "default": []},
-        "blobs": {"type": "list", "elements": "str", "default": []},
-        "protect_tags": {"type": "list", "elements": "str", "default": []},
+        "repository": {"type": "str"},
+        "tags": lists,
+        "digests": lists,
+        "blobs": lists,
+        "protect_tags": lists,
+        "repositories": {"type": "list", "elements": "dict", "options": {
+            "repository": {"type": "str", "required": True}, "tags": lists, "digests": lists, "blobs": lists,
+            "protect_tags": lists}},
         "concurrency": {"type": "int", "default": 8},
-    })
+    }, mutually_exclusive=[("repository", "repositories")], required_one_of=[("repository", "repositories")])
+
+    def requests_of(spec: dict) -> dict:
+        """One repository's deletes, every name checked before any request."""
+        return {"repository": validate_repository(spec["repository"]),
+                "tags": [validate_tag(t) for t in spec["tags"]],
+                "digests": [validate_digest(d) for d in spec["digests"]],
+                "blobs": [validate_digest(b) for b in spec["blobs"]],
+                "protect": [validate_tag(t) for t in spec["protect_tags"]]}
 
     def body() -> dict:
         p = rm.params
-        repository = validate_repository(p["repository"])
-        tags = [validate_tag(t) for t in p["tags"]]
-        digests = [validate_digest(d) for d in p["digests"]]
-        blobs = [validate_digest(b) for b in p["blobs"]]
-        protect = [validate_tag(t) for t in p["protect_tags"]]
+        if p["repositories"] is not None and any(p[k] for k in PER_REPOSITORY):
+            raise InvalidInput("with repositories, give tags, digests, blobs and protect_tags per repository")
+        specs = p["repositories"] if p["repositories"] is not None else [{"repository": p["repository"],
+                                                                         **{k: p[k] for k in PER_REPOSITORY}}]
+        wanted = [requests_of(spec) for spec in specs]
         workers = concurrency(p["concurrency"])
         client = rm.client
-        plan = plan_delete(client, repository, tags=tags, digests=digests, blobs=blobs, protect=protect,
-                           concurrency=workers)
-        result = {
-            "changed": plan.changes,
-            "skipped": plan.skipped,
-            "diff": {"before": {"repository": repository, "tags": dict(sorted(plan.tag_digests.items()))},
-                     "after": {"repository": repository, "tags": plan.after()}},
-        }
+        # Every plan (and its protect_tags check) before the first delete anywhere.
+        plans = [plan_delete(client, w["repository"], tags=w["tags"], digests=w["digests"], blobs=w["blobs"],
+                             protect=w["protect"], concurrency=workers) for w in wanted]
+        changing = [(w["repository"], plan) for w, plan in zip(wanted, plans) if plan.changes]
         if rm.check_mode:
-            result["deleted"] = predicted(plan)
+            outcomes = [predicted(plan) for plan in plans]
         else:
-            result["deleted"] = apply_delete(client, repository, plan, concurrency=workers)
-        return result
+            for repository, _plan in changing:  # deletes refused anywhere: fail before deleting anywhere
+                probe_deletes(client, repository)
+            applied = dict(pool_map(lambda item: (item[0], apply_delete(client, item[0], item[1], concurrency=workers,
+                                                                         probed=True)), changing))
+            outcomes = [applied.get(w["repository"], []) for w in wanted]
+        per_repository = [{"repository": w["repository"], "changed": plan.changes, "deleted": outcome,
+                           "skipped": plan.skipped} for w, plan, outcome in zip(wanted, plans, outcomes)]
+        diffs = [{"before": {"repository": r["repository"], "tags": dict(sorted(plan.tag_digests.items()))},
+                  "after": {"repository": r["repository"], "tags": plan.after()}} for r, plan in zip(per_repository, plans)]
+        if p["repositories"] is None:
+            only = per_repository[0]
+            return {"changed": only["changed"], "deleted": only["deleted"], "skipped": only["skipped"], "diff": diffs[0]}
+        return {"changed": any(r["changed"] for r in per_repository), "repositories": per_repository,
+                "deleted": [dict(item, repository=r["repository"]) for r in per_repository for item in r["deleted"]],
+                "skipped": [dict(item, repository=r["repository"]) for r in per_repository for item in r["skipped"]],
+                "diff": diffs}
+
+    def pool_map(func, items):
+        with ThreadPoolExecutor(max_workers=max(1, min(REPOSITORY_WORKERS, len(items) or 1))) as pool:
+            return list(pool.map(func, items))
 
     rm.run(body)
 

@@ -19,9 +19,14 @@ author:
   - regops.registry contributors (@regops)
 options:
   repository:
-    description: The repository, for example C(team/app).
+    description: The repository, for example C(team/app). Either this or O(repositories).
     type: str
-    required: true
+  repositories:
+    description:
+      - Several repositories in one call, resolved concurrently (two at a time, each with O(concurrency) requests);
+        the result is then RV(repositories), one entry per repository, instead of RV(tags) and RV(images).
+    type: list
+    elements: str
   filter:
     description: A Python regular expression; only tags it matches (C(re.search)) are returned.
     type: str
@@ -71,20 +76,34 @@ EXAMPLES = r"""
     details: true
     sort: created
   register: report
+
+- name: The facts of every tag of several repositories, in one call
+  regops.registry.registry_tags:
+    registry: registry.example.com
+    repositories: [team/app, team/worker]
+    details: true
+  register: facts
 """
 
 RETURN = r"""
 tags:
   description: Tag names, filtered and sorted.
-  returned: success
+  returned: when O(repository) is given
   type: list
   elements: str
   sample: [1.0.0, 1.1.0, latest]
 count:
   description: Number of tags returned.
-  returned: success
+  returned: when O(repository) is given
   type: int
   sample: 3
+repositories:
+  description: With O(repositories), one entry per repository, in the order given, each with C(repository), C(tags),
+    C(count) and (with O(details=true)) C(images) as described for RV(tags), RV(count) and RV(images).
+  returned: when O(repositories) is given
+  type: list
+  elements: dict
+  sample: [{repository: team/app, tags: [1.0.0, latest], count: 2}]
 images:
   description: One entry per tag (same order as RV(tags)) when O(details=true).
   returned: when O(details=true)
@@ -120,6 +139,17 @@ images:
       description: The other tags of the repository that point at the same digest.
       type: list
       elements: str
+    manifests:
+      description: For an index, its platform manifests (C(digest), C(media_type), C(platform), C(size), C(created)).
+      type: list
+      elements: dict
+    attestations:
+      description: For an index, the digests of its attestation manifests (left out of RV(images[].platforms)).
+      type: list
+      elements: str
+    subject:
+      description: For an OCI 1.1 referrer (a signature, SBOM or attestation), the digest of the manifest it is about.
+      type: str
   sample:
     - tag: 1.1.0
       digest: sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945
@@ -132,6 +162,8 @@ images:
       shared_tags: [latest]
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule
 from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer
 from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, concurrency, positive_int
@@ -139,23 +171,24 @@ from ansible_collections.regops.registry.plugins.module_utils.reference import v
 from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
 
 
+# Repositories resolved at once in a multi-repository call; each also runs ``concurrency`` requests at a time.
+REPOSITORY_WORKERS = 2
+
+
 def main() -> None:
     rm = RegistryModule({
-        "repository": {"type": "str", "required": True},
+        "repository": {"type": "str"},
+        "repositories": {"type": "list", "elements": "str"},
         "filter": {"type": "str"},
         "sort": {"type": "str", "choices": ["none", "lexical", "semver", "created"], "default": "lexical"},
         "reverse": {"type": "bool", "default": False},
         "details": {"type": "bool", "default": False},
         "concurrency": {"type": "int", "default": 8},
         "page_size": {"type": "int"},
-    })
+    }, mutually_exclusive=[("repository", "repositories")], required_one_of=[("repository", "repositories")])
 
-    def body() -> dict:
+    def one(repository: str, pattern, page_size: int | None, workers: int) -> dict:
         p = rm.params
-        repository = validate_repository(p["repository"])
-        pattern = compile_regex(p["filter"], "filter")
-        page_size = positive_int(p["page_size"], "page_size")
-        workers = concurrency(p["concurrency"])
         tags = rm.client.list_tags(repository, page_size=page_size)
         if pattern is not None:
             tags = [t for t in tags if pattern.search(t)]
@@ -165,11 +198,24 @@ def main() -> None:
             tags = [i["tag"] for i in images]  # a tag deleted meanwhile drops out
         created = {i["tag"]: i.get("created") for i in images} if images is not None else None
         tags = sort_tags(tags, p["sort"], created=created, reverse=p["reverse"])
-        result = {"changed": False, "tags": tags, "count": len(tags)}
+        result = {"tags": tags, "count": len(tags)}
         if p["details"]:
             by_tag = {i["tag"]: i for i in images}
             result["images"] = [by_tag[t] for t in tags]
         return result
+
+    def body() -> dict:
+        p = rm.params
+        names = p["repositories"] if p["repositories"] is not None else [p["repository"]]
+        repositories = [validate_repository(r) for r in names]
+        pattern = compile_regex(p["filter"], "filter")
+        page_size = positive_int(p["page_size"], "page_size")
+        workers = concurrency(p["concurrency"])
+        if p["repositories"] is None:
+            return dict(changed=False, **one(repositories[0], pattern, page_size, workers))
+        with ThreadPoolExecutor(max_workers=max(1, min(REPOSITORY_WORKERS, len(repositories)))) as pool:
+            results = list(pool.map(lambda r: one(r, pattern, page_size, workers), repositories))
+        return {"changed": False, "repositories": [dict(repository=r, **res) for r, res in zip(repositories, results)]}
 
     rm.run(body)
 

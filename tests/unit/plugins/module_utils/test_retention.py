@@ -96,6 +96,14 @@ def test_undated_images_rank_oldest_and_semver_order_ranks_by_version():
     assert by_version == {"1.10.0": "keep", "1.9.0": "delete", "1.2.0": "delete"}
 
 
+def test_group_by_keeps_the_newest_of_every_branch():
+    images = [img(f"main-{n}", n, n) for n in range(1, 16)] + [img(f"feat-x-{n}", 100 + n, n) for n in range(1, 6)]
+    kept = {t for t, x in decisions(plan(images, keep_latest=3, group_by=r"^(.+)-\d+$")).items() if x == "keep"}
+    assert kept == {"main-13", "main-14", "main-15", "feat-x-3", "feat-x-4", "feat-x-5"}
+    with pytest.raises(InvalidInput, match="needs a capture group"):
+        make_policy(group_by="^main-")
+
+
 def test_ties_are_broken_by_version_then_name_whatever_the_input_order():
     images = [img(tag, n, 5) for n, tag in enumerate(["a", "c", "b", "v2.0.0", "v10.0.0"], start=1)]
     kept = {t for t, x in decisions(plan(images, keep_latest=2)).items() if x == "keep"}
@@ -179,6 +187,7 @@ POLICIES = st.fixed_dictionaries({
     "match_tags": st.lists(st.sampled_from(["^b", "^main-", r"^v", "latest"]), max_size=2, unique=True),
     "older_than": st.one_of(st.none(), st.sampled_from(["30d", "12h", "100d"])),
     "order": st.sampled_from(["created", "semver"]),
+    "group_by": st.sampled_from([None, r"^(b|main)", r"^(.+)-\d+$"]),
 })
 
 
@@ -232,11 +241,15 @@ def test_policy_terms_are_honoured(images, policy):
                 not any(__import__("re").search(p, tag) for p in policy["match_tags"]):
             assert entry["decision"] == "keep"
     if policy["keep_latest"] is not None:
-        ranked_kept = {e["digest"] for e in entries.values() if e["rank"] is not None and e["rank"] <= policy["keep_latest"]}
-        candidates = {e["digest"] for e in entries.values() if e["rank"] is not None}
-        assert len(ranked_kept) == min(policy["keep_latest"], len(candidates))
-        assert all(entries[t]["decision"] == "keep" for t in entries if entries[t]["digest"] in ranked_kept
-                   and not t.startswith("sha256-"))
+        group_of = make_policy(group_by=policy["group_by"]).group_of
+        groups: dict = {}
+        for e in entries.values():
+            if e["rank"] is not None:
+                groups.setdefault(group_of(e["tag"]), []).append(e)
+        for members in groups.values():  # per group: exactly the N newest images are kept by rank
+            ranked_kept = {e["digest"] for e in members if e["rank"] <= policy["keep_latest"]}
+            assert len(ranked_kept) == min(policy["keep_latest"], len({e["digest"] for e in members}))
+            assert all(e["decision"] == "keep" for e in members if e["digest"] in ranked_kept)
 
 
 @SETTINGS

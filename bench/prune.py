@@ -1,0 +1,106 @@
+"""Benchmark: plan and apply a prune of 1,000 tags (20 repositories x 50 tags, as seed_prune shapes them).
+
+Each round seeds a fresh throwaway registry on 127.0.0.1 (pruning is destructive), then measures regops.registry's
+own work in-process (facts, plan, deletes, as the role's module calls do them) or the whole ansible-playbook run of
+the prune role. Not a test: it prints medians and writes them to .tmp/bench/prune.json.
+
+    make bench            (or: .venv/bin/python bench/prune.py --rounds 3)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / ".tmp" / "collections")]
+
+from tests.integration.runner import ensure_collection_link, run_playbook  # noqa: E402
+from tests.lab import seed  # noqa: E402
+from tests.lab.registry import start_registry  # noqa: E402
+
+POLICY = {"keep_latest": 10, "keep_tags": [r"^v\d+\.\d+\.\d+$", "^latest$"]}
+
+
+def main() -> int:  # noqa: C901 - one benchmark, start to end
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repositories", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    ensure_collection_link()
+    from ansible_collections.regops.registry.plugins.module_utils.common import build_client
+    from ansible_collections.regops.registry.plugins.module_utils.deletion import apply_delete, plan_delete
+    from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer
+    from ansible_collections.regops.registry.plugins.module_utils.retention import make_policy, plan_retention
+
+    def module_work(lab, repos) -> dict:
+        client = build_client(lab.conn().get)
+        warnings = []
+        client._warn = warnings.append
+        start = time.perf_counter()
+        plans = [plan_retention(FactsGatherer(client, 8).tag_details(repo, client.list_tags(repo)), make_policy(**POLICY),
+                                repository=repo) for repo in repos]
+        planned = time.perf_counter()
+        for plan in plans:
+            delete = plan_delete(client, plan["repository"], tags=plan["delete_tags"], digests=plan["delete_digests"],
+                                 protect=plan["keep_tags"])
+            apply_delete(client, plan["repository"], delete)
+        client.close()
+        assert not warnings, warnings
+        return {"plan": planned - start, "apply": time.perf_counter() - planned,
+                "deleted": sum(p["summary"]["deleted"] for p in plans), "tags": sum(p["summary"]["tags"] for p in plans)}
+
+    def role_run(lab, repos) -> dict:
+        start = time.perf_counter()
+        run = run_playbook("prune.yml", {"prune_registry": lab.url, "prune_repositories": ["^bench/"],
+                                         "prune_keep_latest": POLICY["keep_latest"], "prune_keep_tags": POLICY["keep_tags"],
+                                         "prune_max_deletions": 100000})
+        assert run.ok, run.output[-3000:]
+        return {"total": time.perf_counter() - start, "deleted": run.results["summary"]["deleted"],
+                "tags": run.results["summary"]["tags"]}
+
+    cases = {"regops module work (in-process)": module_work, "regops prune role, whole ansible-playbook run": role_run}
+    results: dict[str, list[dict]] = {name: [] for name in cases}
+    for _round in range(args.rounds):
+        for name, func in cases.items():
+            lab = start_registry("plain")
+            try:
+                repos = list(seed.seed_prune(seed.LabSession(lab), repositories=args.repositories, prefix="bench"))
+                outcome = func(lab, repos)
+                # Independently of the client: exactly the kept tags remain.
+                remaining = sum(len(seed.list_tags(seed.LabSession(lab), repo)) for repo in repos)
+                assert remaining == outcome["tags"] - outcome["deleted"], (remaining, outcome)
+                results[name].append(outcome)
+            finally:
+                lab.close()
+    tags = results[next(iter(cases))][0]["tags"]
+    print(f"\nprune of {tags} tags in {args.repositories} repositories, keep_latest 10 + releases\n"
+          f"{'case':<50} {'plan s':>8} {'apply s':>8} {'total s':>8} {'deleted':>8}")
+    summary = {}
+    for name, outcomes in results.items():
+        row = {}
+        for key in ("plan", "apply", "total"):
+            values = [o.get(key, (o.get("plan") or 0) + (o.get("apply") or 0)) for o in outcomes]
+            if key != "total" and key not in outcomes[0]:
+                continue
+            row[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
+        row["deleted"] = outcomes[0]["deleted"]
+        summary[name] = row
+        cell = lambda k: f"{row[k]['median']:>8.2f}" if k in row else f"{'–':>8}"  # noqa: E731
+        print(f"{name:<50} {cell('plan')} {cell('apply')} {cell('total')} {row['deleted']:>8}")
+    out = ROOT / ".tmp" / "bench" / "prune.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"tags": tags, "rounds": args.rounds, "machine": platform.platform(),
+                               "cpus": os.cpu_count(), "results": summary}, indent=2))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
