@@ -27,7 +27,7 @@ demo: system-deps venv collection
 	  -e demo_state=$(DEMO_STATE)
 
 ## test: unit tests, integration tests against real registries, ansible-doc and ansible-test sanity
-test: system-deps venv collection units integration docs-check sanity
+test: system-deps venv collection units integration docs-check lint sanity
 
 ## bench: benchmarks against peers (not tests): facts for 1,000 tags, promotion of a 250 MB image
 bench: system-deps venv collection
@@ -49,6 +49,10 @@ docs-check: venv collection
 	@for f in parse_reference semver_sort promote_summary retention_plan retention_markdown retention_deletes; do $(VENV)/bin/ansible-doc -t filter regops.registry.$$f >/dev/null; done
 	@for r in promote prune; do $(VENV)/bin/ansible-doc -t role regops.registry.$$r >/dev/null; done
 	@echo "ansible-doc renders every module and plugin"
+
+## lint: ansible-lint (production profile) on the roles, the example playbooks and the demo
+lint: venv collection
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/ansible-lint --offline roles playbooks demo
 
 sanity: venv
 	VENV=$(VENV) hacking/sanity.sh

@@ -44,7 +44,7 @@ def make_layer() -> tuple[bytes, str]:
 
 
 def push_big_image(session) -> dict:
-    layers = [make_layer() for _ in range(5)]
+    layers = [make_layer() for _layer in range(5)]
     digests = [seed.push_blob(session, "bench/src", data) for data, _diff_id in layers]
     config = json.dumps({"architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
                          "rootfs": {"type": "layers", "diff_ids": [diff_id for _data, diff_id in layers]}}).encode()

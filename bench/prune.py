@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 import sys
 import time
 from pathlib import Path
@@ -40,17 +41,19 @@ def main() -> int:  # noqa: C901 - one benchmark, start to end
     from ansible_collections.regops.registry.plugins.module_utils.retention import make_policy, plan_retention
 
     def module_work(lab, repos) -> dict:
+        """What the role's two module calls do, in-process: two repositories at a time, 8 requests each."""
         client = build_client(lab.conn().get)
         warnings = []
         client._warn = warnings.append
+        policy = make_policy(**POLICY)
         start = time.perf_counter()
-        plans = [plan_retention(FactsGatherer(client, 8).tag_details(repo, client.list_tags(repo)), make_policy(**POLICY),
-                                repository=repo) for repo in repos]
-        planned = time.perf_counter()
-        for plan in plans:
-            delete = plan_delete(client, plan["repository"], tags=plan["delete_tags"], digests=plan["delete_digests"],
-                                 protect=plan["keep_tags"])
-            apply_delete(client, plan["repository"], delete)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            plans = list(pool.map(lambda repo: plan_retention(
+                FactsGatherer(client, 8).tag_details(repo, client.list_tags(repo)), policy, repository=repo), repos))
+            planned = time.perf_counter()
+            deletes = [plan_delete(client, p["repository"], tags=p["delete_tags"], digests=p["delete_digests"],
+                                   protect=p["keep_tags"]) for p in plans]
+            list(pool.map(lambda item: apply_delete(client, item[0]["repository"], item[1]), zip(plans, deletes)))
         client.close()
         assert not warnings, warnings
         return {"plan": planned - start, "apply": time.perf_counter() - planned,
@@ -92,8 +95,8 @@ def main() -> int:  # noqa: C901 - one benchmark, start to end
             row[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
         row["deleted"] = outcomes[0]["deleted"]
         summary[name] = row
-        cell = lambda k: f"{row[k]['median']:>8.2f}" if k in row else f"{'–':>8}"  # noqa: E731
-        print(f"{name:<50} {cell('plan')} {cell('apply')} {cell('total')} {row['deleted']:>8}")
+        cells = " ".join(f"{row[k]['median']:>8.2f}" if k in row else f"{'–':>8}" for k in ("plan", "apply", "total"))
+        print(f"{name:<50} {cells} {row['deleted']:>8}")
     out = ROOT / ".tmp" / "bench" / "prune.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"tags": tags, "rounds": args.rounds, "machine": platform.platform(),

@@ -205,8 +205,12 @@ def main() -> None:
         else:
             for repository, _plan in changing:  # deletes refused anywhere: fail before deleting anywhere
                 probe_deletes(client, repository)
-            applied = dict(pool_map(lambda item: (item[0], apply_delete(client, item[0], item[1], concurrency=workers,
-                                                                         probed=True)), changing))
+
+            def apply(item):
+                repository, plan = item
+                return repository, apply_delete(client, repository, plan, concurrency=workers, probed=True)
+
+            applied = dict(pool_map(apply, changing))
             outcomes = [applied.get(w["repository"], []) for w in wanted]
         per_repository = [{"repository": w["repository"], "changed": plan.changes, "deleted": outcome,
                            "skipped": plan.skipped} for w, plan, outcome in zip(wanted, plans, outcomes)]
