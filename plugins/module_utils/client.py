@@ -163,6 +163,7 @@ class RegistryClient:
         self._ping_lock = threading.Lock()
         # Learned per run by the safe tag delete: None = not tried yet, then whether OCI tag DELETE works.
         self.native_tag_delete: bool | None = None
+        self.referrers_api: bool | None = None  # learnt on first use: None unknown, False absent (404)
         self.stats = {"requests": 0, "token_requests": 0}
         self._stats_lock = threading.Lock()
         self._secrets = credentials.secrets()  # includes the base64 of user:password
@@ -669,6 +670,31 @@ class RegistryClient:
                                 operation=op, method="GET", url=_auth.redact_url(response.url), status=response.status_code)
         digest = actual if algorithm == "sha256" or not is_digest_ref else reference
         return Manifest(digest=digest, media_type=media_type, raw=raw, data=data)
+
+    def list_referrers(self, repository: str, digest: str) -> list[dict] | None:
+        """OCI 1.1 referrers of a manifest (descriptors), or None when the registry has no referrers API.
+
+        A registry with the API answers 200 with an index even when there are none; 404 means no API, and is
+        remembered so that the next digests cost nothing.
+        """
+        if self.referrers_api is False:
+            return None
+        op = f"listing the referrers of {repository}@{digest}"
+        response = self.request("GET", f"/v2/{repository}/referrers/{digest}", scopes=self.pull(repository),
+                                operation=op, headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+                                stream=True, accept_status=(404, 400, 405))
+        if response.status_code != 200:
+            response.close()
+            self.referrers_api = False
+            return None
+        self.referrers_api = True
+        raw = self._read_capped(response, MAX_MANIFEST_SIZE, op)
+        try:
+            manifests = _json_object(raw).get("manifests") or []
+        except ValueError:
+            raise RegistryError("the referrers index is not valid JSON", operation=op, method="GET",
+                                url=_auth.redact_url(response.url), status=200) from None
+        return [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
 
     def _read_capped(self, response, cap: int, operation: str) -> bytes:
         length = response.headers.get("Content-Length")

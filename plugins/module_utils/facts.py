@@ -87,8 +87,29 @@ class FactsGatherer:
             heads = list(pool.map(lambda t: self.client.head_manifest(repository, t, confirm_missing=True), tags))
         return {tag: (head.digest if head else None) for tag, head in zip(tags, heads)}
 
-    def tag_details(self, repository: str, tags: list[str]) -> list[dict]:
-        """One facts dict per tag, in the order given, each naming the other tags on its digest."""
+    def referrers(self, repository: str, digest: str, depth: int = 3) -> list[str] | None:
+        """Digests of every referrer of ``digest`` (signatures of signatures too, ``depth`` levels), or None when
+        the registry has no referrers API."""
+        found: list[str] = []
+        level = [digest]
+        for _level in range(depth):
+            following = []
+            for subject in level:
+                descriptors = self.client.list_referrers(repository, subject)
+                if descriptors is None:
+                    return found or None
+                following += [d["digest"] for d in descriptors if d["digest"] not in found and d["digest"] != digest]
+            found += list(dict.fromkeys(following))
+            level = list(dict.fromkeys(following))
+            if not level:
+                break
+        return found
+
+    def tag_details(self, repository: str, tags: list[str], referrers: bool = False) -> list[dict]:
+        """One facts dict per tag, in the order given, each naming the other tags on its digest.
+
+        With ``referrers``, each also lists the digests of its OCI 1.1 referrers where the registry has the API.
+        """
         digests = self.resolve(repository, tags)
         distinct = sorted({d for d in digests.values() if d})
         if distinct:
@@ -96,6 +117,14 @@ class FactsGatherer:
                 facts = dict(zip(distinct, pool.map(lambda d: self.for_digest(repository, d), distinct)))
         else:
             facts = {}
+        found: dict[str, list[str] | None] = {}
+        if referrers and distinct and self.client.referrers_api is not False:
+            # The first answer tells whether the registry has the API: without it, one request in all.
+            first = self.referrers(repository, distinct[0])
+            if first is not None and len(distinct) > 1:
+                with ThreadPoolExecutor(max_workers=min(self.concurrency, len(distinct) - 1)) as pool:
+                    found = dict(zip(distinct[1:], pool.map(lambda d: self.referrers(repository, d), distinct[1:])))
+            found[distinct[0]] = first
         by_digest: dict[str, list[str]] = {}
         for tag, digest in digests.items():
             if digest:
@@ -107,6 +136,8 @@ class FactsGatherer:
                 continue
             entry = {"tag": tag}
             entry.update(public(facts[digest]))
+            if referrers:
+                entry["referrers"] = found.get(digest) or []
             entry["shared_tags"] = sorted(t for t in by_digest[digest] if t != tag)
             out.append(entry)
         return out

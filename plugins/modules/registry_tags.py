@@ -46,6 +46,14 @@ options:
     description: Also return the facts of every tag in RV(images).
     type: bool
     default: false
+  referrers:
+    description:
+      - With O(details), also list each image's OCI 1.1 referrers (signatures, SBOMs, attestations, and theirs in turn)
+        in RV(images[].referrers), through the referrers API (C(GET /v2/<name>/referrers/<digest>)).
+      - On a registry without that API the first request says so (404) and no more are sent; referrers there are
+        found through their C(sha256-<hex>) fallback tags instead.
+    type: bool
+    default: false
   concurrency:
     description: How many requests run at once when resolving tags.
     type: int
@@ -147,6 +155,10 @@ images:
       description: For an index, the digests of its attestation manifests (left out of RV(images[].platforms)).
       type: list
       elements: str
+    referrers:
+      description: With O(referrers=true), the digests of the image's referrers (empty where the registry has no referrers API).
+      type: list
+      elements: str
     subject:
       description: For an OCI 1.1 referrer (a signature, SBOM or attestation), the digest of the manifest it is about.
       type: str
@@ -183,6 +195,7 @@ def main() -> None:
         "sort": {"type": "str", "choices": ["none", "lexical", "semver", "created"], "default": "lexical"},
         "reverse": {"type": "bool", "default": False},
         "details": {"type": "bool", "default": False},
+        "referrers": {"type": "bool", "default": False},
         "concurrency": {"type": "int", "default": 8},
         "page_size": {"type": "int"},
     }, mutually_exclusive=[("repository", "repositories")], required_one_of=[("repository", "repositories")])
@@ -194,7 +207,7 @@ def main() -> None:
             tags = [t for t in tags if pattern.search(t)]
         images = None
         if p["details"] or p["sort"] == "created":
-            images = FactsGatherer(rm.client, workers).tag_details(repository, tags)
+            images = FactsGatherer(rm.client, workers).tag_details(repository, tags, referrers=p["referrers"])
             tags = [i["tag"] for i in images]  # a tag deleted meanwhile drops out
         created = {i["tag"]: i.get("created") for i in images} if images is not None else None
         tags = sort_tags(tags, p["sort"], created=created, reverse=p["reverse"])

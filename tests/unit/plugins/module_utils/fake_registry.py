@@ -114,7 +114,7 @@ class MemoryRegistry:
     storing half of their bytes; ``racing_deletes`` = how many digest DELETEs fail as in 2.8's tag-link race.
     """
 
-    def __init__(self, tag_delete="none", deletes=True, mount=True, fail_patch=(), racing_deletes=0):
+    def __init__(self, tag_delete="none", deletes=True, mount=True, fail_patch=(), racing_deletes=0, referrers_api=False):
         self.manifests: dict = {}
         self.tags: dict = {}
         self.blobs: dict = {}
@@ -123,6 +123,7 @@ class MemoryRegistry:
         self.patches = 0
         # distribution 2.8 under concurrent tag writes: the manifest goes, its tags stay (dangling), HTTP 500.
         self.racing_deletes = racing_deletes
+        self.referrers_api = referrers_api
 
     def add_blob(self, repo, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -154,6 +155,14 @@ class MemoryRegistry:
             return json_answer({"name": repo, "tags": tags}) if repo in self.tags else error(404, "NAME_UNKNOWN")
         if kind == "manifests":
             return self._manifests(sent, repo, ref)
+        if kind == "referrers":
+            if not self.referrers_api:
+                return Answer(404, [], b"404 page not found")
+            found = [{"mediaType": media_type, "digest": digest, "size": len(raw)}
+                     for digest, (raw, media_type) in sorted(self.manifests.get(repo, {}).items())
+                     if (json.loads(raw).get("subject") or {}).get("digest") == ref]
+            return json_answer({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                                "manifests": found})
         data = self.blobs.get(repo, {}).get(ref)
         if sent.method == "DELETE":
             return self._delete_blob(repo, ref)
@@ -164,7 +173,7 @@ class MemoryRegistry:
     @staticmethod
     def _split(path):
         rest = path[len("/v2/"):]
-        for kind in ("manifests", "blobs", "tags"):
+        for kind in ("manifests", "blobs", "tags", "referrers"):
             marker = f"/{kind}/"
             if marker in rest:
                 repo, ref = rest.split(marker, 1)

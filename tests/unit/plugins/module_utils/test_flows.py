@@ -227,3 +227,37 @@ def test_throwaway_markers_are_all_written_before_any_is_deleted():
               and not (s.method == "DELETE" and "/manifests/t1" in s.url)]  # the native tag DELETE, refused (400)
     assert writes == ["PUT"] * 3 + ["DELETE"] * 3
     assert registry.tags["a"] == {"keep": digest}
+
+
+def referrer(registry: MemoryRegistry, repo: str, subject: str, seed: str) -> str:
+    config = registry.add_blob(repo, b"{}")
+    layer = registry.add_blob(repo, f"signature-{seed}".encode())
+    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.dev.sigstore.bundle",
+                      "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+                      "layers": [{"mediaType": "application/octet-stream", "digest": layer, "size": 11 + len(seed)}],
+                      "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1}}).encode()
+    return registry.add_manifest(repo, digest_of(raw), raw, OCI_MANIFEST)
+
+
+@pytest.mark.parametrize("api", [True, False])
+def test_referrers_go_with_their_image(api):
+    from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer
+    from ansible_collections.regops.registry.plugins.module_utils.retention import make_policy, plan_retention
+
+    registry = MemoryRegistry(referrers_api=api)
+    old, _raw = image(registry, "a", ["old"], seed="o")
+    new, _raw = image(registry, "a", ["new"], seed="n")
+    signature = referrer(registry, "a", old, "s")
+    countersignature = referrer(registry, "a", signature, "c")
+    kept_signature = referrer(registry, "a", new, "k")
+    client, adapter = make_client(registry.route)
+    images = FactsGatherer(client, 4).tag_details("a", ["new", "old"], referrers=True)
+    asked = [s for s in adapter.sent if "/referrers/" in s.url]
+    if not api:  # one request tells there is no API; nothing else is asked
+        assert len(asked) == 1 and all(i["referrers"] == [] for i in images)
+        return
+    by_tag = {i["tag"]: i for i in images}
+    assert by_tag["old"]["referrers"] == [signature, countersignature] and by_tag["new"]["referrers"] == [kept_signature]
+    plan = plan_retention(images, make_policy(keep_latest=0, keep_tags=["^new$"]))
+    assert plan["keep_tags"] == ["new"]
+    assert set(plan["delete_digests"]) == {old, signature, countersignature} and kept_signature not in plan["delete_digests"]

@@ -175,6 +175,8 @@ def repositories(draw):
     for tag in tags:
         n = draw(st.integers(1, digests))
         extra = {"manifests": [{"digest": d(c)} for c in children[n]]} if n in children else {}
+        if n % 3 == 0:  # untagged OCI 1.1 referrers (a signature), found through the referrers API
+            extra["referrers"] = [d(7000 + n)]
         images.append({"tag": tag, "digest": d(n), "created": dates[n], "size": n, **extra})
     for n in draw(st.lists(st.integers(1, digests + 2), max_size=4, unique=True)):  # +2: orphans
         images.append({"tag": sig(n), "digest": d(5000 + n), "created": None, "size": 1})
@@ -197,6 +199,7 @@ def apply(images: list[dict], result: dict) -> tuple[dict, set]:
     manifests = set(tags.values())
     for i in images:
         manifests.update(m["digest"] for m in i.get("manifests") or [])
+        manifests.update(i.get("referrers") or [])
     for tag in result["delete_tags"]:
         del tags[tag]
     for digest in result["delete_digests"]:
@@ -223,7 +226,17 @@ def test_exactly_the_kept_tags_remain_and_everything_they_need_is_there(images, 
         assert digest in manifests
         for child in by_digest[digest].get("manifests") or []:
             assert child["digest"] in manifests
+        assert all(r in manifests for r in by_digest[digest].get("referrers") or [])  # its signatures too
     kept_digests = {tags[t] for t in kept}
+    needed, pending = set(), list(kept_digests)
+    while pending:  # nothing orphaned: every manifest left is a kept tag's, or belongs to one
+        digest = pending.pop()
+        if digest not in needed:
+            needed.add(digest)
+            facts = by_digest.get(digest, {})
+            pending += [m["digest"] for m in facts.get("manifests") or []] + list(facts.get("referrers") or [])
+            pending += [i["digest"] for i in images if i["tag"] == "sha256-" + digest[7:]]
+    assert manifests <= needed | {i["digest"] for i in images if i["tag"] in kept}
     for i in images:  # signatures of kept images stay
         if i["tag"].startswith("sha256-") and "sha256:" + i["tag"][7:71] in kept_digests:
             assert i["tag"] in kept
