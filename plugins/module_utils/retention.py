@@ -188,7 +188,8 @@ def plan_retention(images, policy: Policy, repository: str | None = None) -> dic
                                         + (f", group '{policy.group_of(tag)}')" if policy.group_by else ")"))
                 kept_by = kept_by or "keep_latest"
             elif kept_by is None:
-                entry["reasons"].append(f"candidate beyond the {policy.keep_latest} newest images (#{rank})"
+                group = f" of group '{policy.group_of(tag)}'" if policy.group_by else ""
+                entry["reasons"].append(f"candidate beyond the {policy.keep_latest} newest images{group} (#{rank})"
                                         if policy.keep_latest is not None else "candidate, and no term keeps it")
         if tag not in candidates or kept_by is not None:
             keep.add(tag)
