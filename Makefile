@@ -29,11 +29,14 @@ demo: system-deps venv collection
 ## test: unit tests, integration tests against real registries, ansible-doc and ansible-test sanity
 test: system-deps venv collection units integration docs-check lint sanity
 
-## bench: benchmarks against peers (not tests): facts for 1,000 tags, promotion of a 250 MB image
+## bench: benchmarks against skopeo, python-dxf and curl (not tests); writes docs/benchmarks.md
 bench: system-deps venv collection
+	$(PY) -m pip install -q python-dxf
 	$(PY) bench/facts.py
+	$(PY) bench/upload.py
 	$(PY) bench/promote.py
 	$(PY) bench/prune.py
+	$(PY) bench/report.py
 
 units: venv collection
 	$(PY) -m pytest tests/unit
@@ -59,10 +62,10 @@ sanity: venv
 
 system-deps:
 	@missing=""; for c in docker-registry skopeo htpasswd openssl git shellcheck curl; do command -v $$c >/dev/null || missing=1; done; \
-	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing=1; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing=1; [ -x /usr/bin/time ] || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    docker-registry skopeo apache2-utils openssl ca-certificates git shellcheck curl python3-venv >/dev/null; fi
+	    docker-registry skopeo apache2-utils openssl ca-certificates git shellcheck curl python3-venv time >/dev/null; fi
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: tests/requirements.txt requirements.txt

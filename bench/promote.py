@@ -14,18 +14,16 @@ import gzip
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / ".tmp" / "collections")]
+from common import summarise, write_results
 
-from tests.integration.runner import ensure_collection_link, run_playbook  # noqa: E402
-from tests.lab import seed  # noqa: E402
-from tests.lab.registry import start_registry  # noqa: E402
+from tests.integration.runner import ensure_collection_link, run_playbook
+from tests.lab import seed
+from tests.lab.registry import start_registry
 
 LAYER = 50 << 20
 # skopeo keeps it under /var/lib/containers when run as root, under ~/.local/share/containers otherwise.
@@ -88,17 +86,6 @@ def curl_mount_all(dst, repo: str, image: dict, source_repo: str) -> None:
                         f"{dst.url}/v2/{repo}/blobs/uploads/?mount={digest}&from={source_repo}"], check=True)
     subprocess.run(["curl", "-sf", "-o", "/dev/null", "-X", "PUT", "-H", f"Content-Type: {seed.OCI_MANIFEST}",
                     "--data-binary", "@-", f"{dst.url}/v2/{repo}/manifests/1"], input=image["raw"], check=True)
-
-
-def median_table(title: str, times: dict) -> dict:
-    curl = statistics.median(next(t for n, t in times.items() if n.startswith("curl")))
-    print(f"\n{title}\n{'case':<58} {'median s':>9} {'min':>7} {'max':>7} {'vs curl':>8}")
-    out = {}
-    for name, values in times.items():
-        median = statistics.median(values)
-        out[name] = {"median": median, "min": min(values), "max": max(values), "ratio_to_curl": median / curl}
-        print(f"{name:<58} {median:>9.3f} {min(values):>7.3f} {max(values):>7.3f} {median / curl:>7.2f}x")
-    return out
 
 
 def main() -> int:  # noqa: C901 - one list of cases
@@ -171,7 +158,7 @@ def main() -> int:  # noqa: C901 - one list of cases
                 "curl by hand (6 mounts from bench/prev + manifest PUT)": (lambda: warm_dst, lambda to: curl_mount_all(to, fresh(), image, "bench/prev")),
             },
         }
-        summary = {}
+        groups, peers = {}, {}
         for group, group_cases in cases.items():
             times = {name: [] for name in group_cases}
             for _round in range(args.rounds):
@@ -185,11 +172,14 @@ def main() -> int:  # noqa: C901 - one list of cases
                     if destination not in (src, warm_dst):
                         destination.close()
                         labs.remove(destination)
-            summary[group] = median_table(f"{group}: 5 layers x 50 MiB", times)
-        out = ROOT / ".tmp" / "bench" / "promote.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"rounds": args.rounds, "layers": 5, "layer_bytes": LAYER, "results": summary}, indent=2))
-        print(f"\nwritten to {out}")
+            groups[group] = summarise({name: {"times": values, "rss": []} for name, values in times.items()})
+            peers[group] = [n for n in group_cases if n.startswith(("curl", "skopeo copy, warm", "skopeo copy, cold"))]
+        write_results("promote", "Promotion of a 5-layer image of 250 MiB", groups, peers,
+                      ["Layers are real gzip: given random bytes labelled gzip, skopeo compresses them itself on copy.",
+                       "The empty other registry is a fresh registry for every case and round; the other one already "
+                       "holds the image in bench/prev (written there by skopeo, so its blob-info cache knows).",
+                       "After every case the target's digest is checked against the source's."],
+                      rounds=args.rounds, layers=5, layer_bytes=LAYER)
     finally:
         for lab in labs:
             lab.close()

@@ -10,21 +10,15 @@ the prune role. Not a test: it prints medians and writes them to .tmp/bench/prun
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
 from concurrent.futures import ThreadPoolExecutor
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / ".tmp" / "collections")]
+from common import summarise, write_results
 
-from tests.integration.runner import ensure_collection_link, run_playbook  # noqa: E402
-from tests.lab import seed  # noqa: E402
-from tests.lab.registry import start_registry  # noqa: E402
+from tests.integration.runner import ensure_collection_link, run_playbook
+from tests.lab import seed
+from tests.lab.registry import start_registry
 
 POLICY = {"keep_latest": 10, "keep_tags": [r"^v\d+\.\d+\.\d+$", "^latest$"]}
 
@@ -83,25 +77,16 @@ def main() -> int:  # noqa: C901 - one benchmark, start to end
             finally:
                 lab.close()
     tags = results[next(iter(cases))][0]["tags"]
-    print(f"\nprune of {tags} tags in {args.repositories} repositories, keep_latest 10 + releases\n"
-          f"{'case':<50} {'plan s':>8} {'apply s':>8} {'total s':>8} {'deleted':>8}")
-    summary = {}
-    for name, outcomes in results.items():
-        row = {}
-        for key in ("plan", "apply", "total"):
-            values = [o.get(key, (o.get("plan") or 0) + (o.get("apply") or 0)) for o in outcomes]
-            if key != "total" and key not in outcomes[0]:
-                continue
-            row[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
-        row["deleted"] = outcomes[0]["deleted"]
-        summary[name] = row
-        cells = " ".join(f"{row[k]['median']:>8.2f}" if k in row else f"{'–':>8}" for k in ("plan", "apply", "total"))
-        print(f"{name:<50} {cells} {row['deleted']:>8}")
-    out = ROOT / ".tmp" / "bench" / "prune.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"tags": tags, "rounds": args.rounds, "machine": platform.platform(),
-                               "cpus": os.cpu_count(), "results": summary}, indent=2))
-    print(f"\nwritten to {out}")
+    module, role = results["regops module work (in-process)"], results["regops prune role, whole ansible-playbook run"]
+    samples = {"regops module work: plan (facts + planner)": [o["plan"] for o in module],
+               "regops module work: apply (deletes)": [o["apply"] for o in module],
+               "regops module work: plan + apply": [o["plan"] + o["apply"] for o in module],
+               "regops prune role, whole ansible-playbook run": [o["total"] for o in role]}
+    group = f"{tags} tags in {args.repositories} repositories, {module[0]['deleted']} deleted"
+    write_results("prune", "Prune plan and apply", {group: summarise({n: {"times": t, "rss": []} for n, t in samples.items()})},
+                  {group: []}, ["Policy: keep the 10 newest images and every release (v1.2.3) and latest; every "
+                                "measurement on a freshly seeded registry; the tags left are counted independently."],
+                  rounds=args.rounds)
     return 0
 
 

@@ -76,6 +76,14 @@ def run_playbook(name: str, variables: dict, *, check: bool = False, diff: bool 
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, results)
 
 
+TIME = "/usr/bin/time"  # GNU time (Debian package "time")
+
+
+def peak_rss_kib(path: Path) -> int:
+    """The peak RSS GNU time wrote (``-f %M``): the last line, in KiB."""
+    return int(path.read_text().strip().splitlines()[-1])
+
+
 def run_module(module: str, args: dict, *, check: bool = False) -> tuple[dict, int]:
     """Run one module as Ansible runs it (a child Python process reading its args) and return
     its result and the process's peak RSS in bytes (measured with wait4, for that process alone)."""
@@ -87,19 +95,20 @@ def run_module(module: str, args: dict, *, check: bool = False) -> tuple[dict, i
         args_path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
         env = ansible_env({"PYTHONPATH": str(COLLECTIONS)})
         err_path = Path(tmp) / "stderr"
+        rss_path = Path(tmp) / "rss"
         with open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", f"ansible_collections.regops.registry.plugins.modules.{module}", str(args_path)],
-                stdout=subprocess.PIPE, stderr=err, env=env, stdin=subprocess.DEVNULL)
-            # Drain stdout before reaping: wait4 gives this child's own peak RSS (ru_maxrss, KiB).
-            text = proc.stdout.read().decode()
-            _pid, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+            # GNU time forks the module from its own small process: a child forked straight from this (large) one
+            # would report this process's RSS as its peak (Linux keeps the high-water mark across fork and exec).
+            proc = subprocess.run(
+                [TIME, "-f", "%M", "-o", str(rss_path), sys.executable, "-m",
+                 f"ansible_collections.regops.registry.plugins.modules.{module}", str(args_path)],
+                stdout=subprocess.PIPE, stderr=err, env=env, stdin=subprocess.DEVNULL, check=False)
+        text = proc.stdout.decode()
         try:
             result = json.loads(text[text.index("{"):])
         except ValueError:
             raise AssertionError(f"module printed no JSON: {text!r} {err_path.read_text()!r}") from None
-        return result, usage.ru_maxrss * 1024
+        return result, peak_rss_kib(rss_path) * 1024
 
 
 def run_adhoc(module: str, args: dict, *, check: bool = False, verbosity: int = 0,

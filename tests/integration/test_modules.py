@@ -214,7 +214,7 @@ def test_upload_300mb_in_constant_memory(lab, tmp_path):
     assert result.get("changed") is True and result["how"] == "uploaded", result
     assert result["size"] == 300 << 20
     print(f"\n[measure] {lab.mode}: 300 MiB upload, module peak RSS {peak_rss / 2**20:.1f} MiB")
-    assert peak_rss < 100 * 1024 * 1024, f"peak RSS {peak_rss / 1e6:.1f} MB"
+    assert peak_rss < 64 * 1024 * 1024, f"peak RSS {peak_rss / 2**20:.1f} MiB"  # the target: under 64 MiB whatever the size
     session = seed.LabSession(lab)
     assert seed.blob_exists(session, "it/big", result["digest"])
     path.unlink()
