@@ -33,6 +33,7 @@ test: system-deps venv collection units integration docs-check lint sanity
 bench: system-deps venv collection
 	$(PY) -m pip install -q python-dxf
 	$(PY) bench/facts.py
+	$(PY) bench/listing.py
 	$(PY) bench/upload.py
 	$(PY) bench/promote.py
 	$(PY) bench/prune.py
