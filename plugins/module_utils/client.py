@@ -182,6 +182,7 @@ class RegistryClient:
             session.cert = (client_cert, client_key) if client_key else client_cert
         self.session = session
         self.origin = _origin(location.base_url)
+        self._proxy_cache: dict[tuple[str, str], dict] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -207,7 +208,14 @@ class RegistryClient:
             self.stats[key] = self.stats.get(key, 0) + 1
 
     def _proxies(self, url: str) -> dict:
-        return requests.utils.get_environ_proxies(url)
+        """Proxies from the environment for this URL's origin, looked up once per origin: scanning the
+        environment for every request cost more than a keep-alive HEAD itself."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        proxies = self._proxy_cache.get(key)
+        if proxies is None:
+            proxies = self._proxy_cache[key] = requests.utils.get_environ_proxies(url)
+        return proxies
 
     def _send(self, method: str, url: str, headers: dict, body: Any, stream: bool, timeout: float | None):
         self._count("requests")
