@@ -11,13 +11,17 @@ from common import OUT, ROOT
 ORDER = ("facts", "listing", "promote", "upload", "prune")
 
 
+def cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
 def table(rows: dict, peers: list[str]) -> list[str]:
-    lines = ["| case | median | min | max | peak RSS |" + "".join(f" vs {p} |" for p in peers),
+    lines = ["| case | median | min | max | peak RSS |" + "".join(f" vs {cell(p)} |" for p in peers),
              "|---|---:|---:|---:|---:|" + "---:|" * len(peers)]
     for name, row in rows.items():
         rss = f"{row['peak_rss_mib']:.1f} MiB" if "peak_rss_mib" in row else ""
         ratios = "".join(f" {row['median'] / rows[p]['median']:.2f}x |" for p in peers)
-        lines.append(f"| {name} | {row['median']:.3f} s | {row['min']:.3f} s | {row['max']:.3f} s | {rss} |{ratios}")
+        lines.append(f"| {cell(name)} | {row['median']:.3f} s | {row['min']:.3f} s | {row['max']:.3f} s | {rss} |{ratios}")
     return lines
 
 

@@ -90,8 +90,8 @@ def main() -> int:
         group = f"{args.size_mib} MiB blob from a file"
         write_results("upload", "Upload of a 1 GiB blob", {group: rows},
                       {group: ["python-dxf push_blob", "curl POST + streamed PUT"]},
-                      ["Peak RSS is that of the process doing the upload (wait4): the module process as Ansible "
-                       "starts it, the python-dxf script, the curl process.",
+                      ["Peak RSS is that of the process doing the upload, measured by GNU time: the module process as "
+                       "Ansible starts it, the python-dxf script, the curl process.",
                        "Every tool hashes the file first (the digest is part of the upload); regops and python-dxf "
                        "in Python, the curl case is given the digest."],
                       rounds=args.rounds, size_mib=args.size_mib)
