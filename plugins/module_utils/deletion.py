@@ -152,11 +152,14 @@ class TagDeleter:
             if self._native:
                 done.extend(pool.map(lambda t: self._native_delete(t, self.plan.tag_digests[t], self._siblings(t)), pending))
                 return done
-        markers = list(pool.map(self._mark, pending))
+        marked = list(pool.map(self._mark, pending))
+        markers = [m for m in marked if not isinstance(m, Exception)]
+        if len(markers) < len(marked):  # a tag could not be marked: put back those that were, delete nothing
+            self._restore(markers)
+            raise next(m for m in marked if isinstance(m, Exception))
         outcomes = list(pool.map(self._drop_marker, markers))
         failed = [(marker, exc) for marker, exc in zip(markers, outcomes) if isinstance(exc, Exception)]
-        for marker, _exc in failed:  # never leave a tag on a throwaway: point it back at its image
-            self.client.put_manifest(self.repository, marker["tag"], marker["raw"], marker["media_type"])
+        self._restore([marker for marker, _exc in failed])
         if failed:
             raise failed[0][1]
         return done + [{"type": "tag", "name": m["tag"], "digest": m["digest"], "method": "throwaway",
@@ -189,10 +192,18 @@ class TagDeleter:
                              "those tags were restored and native tag deletes are off for this run")
         return {"type": "tag", "name": tag, "digest": digest, "method": "native", "shared_tags": siblings}
 
-    def _mark(self, tag: str) -> dict:
-        """Point the tag at a unique copy of its manifest (one extra annotation: no new blob)."""
-        manifest = self.client.get_manifest(self.repository, tag)
-        marker = self.client.put_manifest(self.repository, tag, throwaway_bytes(manifest.raw), manifest.media_type)
+    def _restore(self, markers: list[dict]) -> None:
+        """Never leave a tag on a throwaway: point each back at the image it named."""
+        for marker in markers:
+            self.client.put_manifest(self.repository, marker["tag"], marker["raw"], marker["media_type"])
+
+    def _mark(self, tag: str):
+        """Point the tag at a unique copy of its manifest (one extra annotation: no new blob); the error if not."""
+        try:
+            manifest = self.client.get_manifest(self.repository, tag)
+            marker = self.client.put_manifest(self.repository, tag, throwaway_bytes(manifest.raw), manifest.media_type)
+        except RegistryError as exc:
+            return exc
         # The digest the tag had when marked (it may have moved since planning: that is what goes now).
         return {"tag": tag, "digest": manifest.digest, "marker": marker, "raw": manifest.raw,
                 "media_type": manifest.media_type}

@@ -261,3 +261,23 @@ def test_referrers_go_with_their_image(api):
     plan = plan_retention(images, make_policy(keep_latest=0, keep_tags=["^new$"]))
     assert plan["keep_tags"] == ["new"]
     assert set(plan["delete_digests"]) == {old, signature, countersignature} and kept_signature not in plan["delete_digests"]
+
+
+def test_a_tag_that_cannot_be_marked_puts_the_others_back_and_deletes_nothing():
+    from tests.unit.plugins.module_utils.fake_registry import error
+
+    registry = MemoryRegistry()
+    digest, _raw = image(registry, "a", ["keep", "t1", "t2", "t3"])
+
+    def route(sent):
+        if sent.method == "PUT" and sent.url.endswith("/manifests/t2"):
+            return error(400, "MANIFEST_INVALID", "refused")
+        return registry.route(sent)
+
+    client, adapter = make_client(route)
+    plan = deletion.plan_delete(client, "a", tags=["t1", "t2", "t3"])
+    with pytest.raises(Exception, match="MANIFEST_INVALID|refused"):
+        deletion.apply_delete(client, "a", plan, concurrency=1)
+    assert registry.tags["a"] == {"keep": digest, "t1": digest, "t2": digest, "t3": digest}  # every tag as it was
+    assert not [s for s in adapter.sent if s.method == "DELETE" and "/manifests/sha256:" in s.url
+                and deletion.PROBE_DIGEST not in s.url]
