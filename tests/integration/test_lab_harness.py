@@ -24,14 +24,7 @@ SKOPEO = "/usr/bin/skopeo"
 
 
 def skopeo(lab, *args: str) -> str:
-    cmd = [SKOPEO, *args[:-1]]
-    if lab.mode == "plain":
-        cmd.append("--tls-verify=false")
-    else:
-        certs = lab.workdir / "skopeo-certs"
-        certs.mkdir(exist_ok=True)
-        (certs / "ca.crt").write_bytes(Path(lab.ca_path).read_bytes())
-        cmd += ["--cert-dir", str(certs), "--creds", f"alice:{lab.users['alice']}"]
+    cmd = [SKOPEO, *args[:-1], *lab.skopeo_options()]
     return subprocess.run(cmd + [args[-1]], capture_output=True, text=True, check=True, timeout=60).stdout
 
 

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 from tests.integration.runner import run_playbook
 from tests.lab import seed
 
 
 def skopeo_digest(lab, reference: str) -> str:
-    cmd = ["skopeo", "inspect", "--format", "{{.Digest}}"]
-    if lab.mode == "plain":
-        cmd.append("--tls-verify=false")
-    else:
-        cmd += ["--cert-dir", str(lab.workdir / "skopeo-certs")]
-        (lab.workdir / "skopeo-certs").mkdir(exist_ok=True)
-        (lab.workdir / "skopeo-certs" / "ca.crt").write_bytes(Path(lab.ca_path).read_bytes())
-        cmd += ["--creds", f"alice:{lab.users['alice']}"]
+    cmd = ["skopeo", "inspect", "--format", "{{.Digest}}", *lab.skopeo_options()]
     return subprocess.run(cmd + [f"docker://{reference}"], capture_output=True, text=True, check=True,
                           timeout=60).stdout.strip()
 

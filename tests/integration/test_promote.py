@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-from pathlib import Path
 
 from tests.integration.runner import run_playbook
 from tests.lab import seed
@@ -18,14 +17,7 @@ def registries(*labs) -> dict:
 
 def skopeo_raw_digest(lab, reference: str) -> str:
     """The digest of the manifest bytes skopeo reads back (independent of the collection)."""
-    cmd = ["skopeo", "inspect", "--raw"]
-    if lab.mode == "plain":
-        cmd.append("--tls-verify=false")
-    else:
-        certs = lab.workdir / "skopeo-certs"
-        certs.mkdir(exist_ok=True)
-        (certs / "ca.crt").write_bytes(Path(lab.ca_path).read_bytes())
-        cmd += ["--cert-dir", str(certs), "--creds", f"alice:{lab.users['alice']}"]
+    cmd = ["skopeo", "inspect", "--raw", *lab.skopeo_options()]
     raw = subprocess.run(cmd + [f"docker://{reference}"], capture_output=True, check=True, timeout=60).stdout
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 

@@ -31,7 +31,7 @@ def expected_kept(truth: dict) -> set[str]:
 
 
 def skopeo(lab, *args) -> subprocess.CompletedProcess:
-    cmd = ["skopeo", *args[:1], "--tls-verify=false", *args[1:]]
+    cmd = ["skopeo", *args[:1], *lab.skopeo_options(), *args[1:]]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
 

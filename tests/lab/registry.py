@@ -184,6 +184,15 @@ class Lab:
             pids["tokenserver"] = self.token_server.pid
         return pids
 
+    def skopeo_options(self, user: str = "alice") -> list[str]:
+        """skopeo options to reach this lab: no TLS for plain, else its CA (as a cert dir) and the user's password."""
+        if self.mode == "plain":
+            return ["--tls-verify=false"]
+        certs = self.workdir / "skopeo-certs"
+        certs.mkdir(exist_ok=True)
+        (certs / "ca.crt").write_bytes(Path(self.ca_path).read_bytes())
+        return ["--cert-dir", str(certs), "--creds", f"{user}:{self.users[user]}"]
+
     def conn(self, user: str | None = "alice") -> dict:
         """Connection options for the collection's modules (``registry``, ``ca_path``, ``username``, ``password``)."""
         options = {"registry": self.url}
