@@ -6,6 +6,7 @@ and one place where registry errors become a failed task without a traceback."""
 from __future__ import annotations
 
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -79,6 +80,18 @@ def build_client(get: Callable[[str], Any], *, warn: Callable[[str], None] | Non
     )
 
 
+# Repositories worked on at once by a multi-repository call; each also runs ``concurrency`` requests at a time.
+REPOSITORY_WORKERS = 2
+
+
+def for_each_repository(func: Callable, items: list) -> list:
+    """``func`` over the items of a multi-repository call, REPOSITORY_WORKERS at a time, results in order."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(REPOSITORY_WORKERS, len(items))) as pool:
+        return list(pool.map(func, items))
+
+
 class RegistryModule:
     """An AnsibleModule with the connection options, a lazily built client and error mapping.
 
@@ -102,7 +115,7 @@ class RegistryModule:
         return self.module.check_mode
 
     def pool_size(self) -> int:
-        return max(16, 2 * int(self.params.get("concurrency") or 0))  # multi-repository calls run two at once
+        return max(16, REPOSITORY_WORKERS * int(self.params.get("concurrency") or 0))
 
     @property
     def client(self):

@@ -148,9 +148,7 @@ skipped:
   sample: [{type: tag, name: pr-1234, reason: absent}]
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
-from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule
+from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, for_each_repository
 from ansible_collections.regops.registry.plugins.module_utils.deletion import apply_delete, plan_delete, predicted, probe_deletes
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.options import concurrency
@@ -161,7 +159,6 @@ from ansible_collections.regops.registry.plugins.module_utils.reference import (
 )
 
 
-REPOSITORY_WORKERS = 2
 PER_REPOSITORY = ("tags", "digests", "blobs", "protect_tags")
 
 
@@ -197,8 +194,9 @@ def main() -> None:
         workers = concurrency(p["concurrency"])
         client = rm.client
         # Every plan (and its protect_tags check) before the first delete anywhere.
-        plans = [plan_delete(client, w["repository"], tags=w["tags"], digests=w["digests"], blobs=w["blobs"],
-                             protect=w["protect"], concurrency=workers) for w in wanted]
+        plans = for_each_repository(lambda w: plan_delete(client, w["repository"], tags=w["tags"], digests=w["digests"],
+                                                          blobs=w["blobs"], protect=w["protect"], concurrency=workers),
+                                    wanted)
         changing = [(w["repository"], plan) for w, plan in zip(wanted, plans) if plan.changes]
         if rm.check_mode:
             outcomes = [predicted(plan) for plan in plans]
@@ -210,7 +208,7 @@ def main() -> None:
                 repository, plan = item
                 return repository, apply_delete(client, repository, plan, concurrency=workers, probed=True)
 
-            applied = dict(pool_map(apply, changing))
+            applied = dict(for_each_repository(apply, changing))
             outcomes = [applied.get(w["repository"], []) for w in wanted]
         per_repository = [{"repository": w["repository"], "changed": plan.changes, "deleted": outcome,
                            "skipped": plan.skipped} for w, plan, outcome in zip(wanted, plans, outcomes)]
@@ -223,10 +221,6 @@ def main() -> None:
                 "deleted": [dict(item, repository=r["repository"]) for r in per_repository for item in r["deleted"]],
                 "skipped": [dict(item, repository=r["repository"]) for r in per_repository for item in r["skipped"]],
                 "diff": diffs}
-
-    def pool_map(func, items):
-        with ThreadPoolExecutor(max_workers=max(1, min(REPOSITORY_WORKERS, len(items) or 1))) as pool:
-            return list(pool.map(func, items))
 
     rm.run(body)
 

@@ -174,17 +174,11 @@ images:
       shared_tags: [latest]
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
-from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule
+from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, for_each_repository
 from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer
 from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, concurrency, positive_int
 from ansible_collections.regops.registry.plugins.module_utils.reference import validate_repository
 from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
-
-
-# Repositories resolved at once in a multi-repository call; each also runs ``concurrency`` requests at a time.
-REPOSITORY_WORKERS = 2
 
 
 def main() -> None:
@@ -226,8 +220,7 @@ def main() -> None:
         workers = concurrency(p["concurrency"])
         if p["repositories"] is None:
             return dict(changed=False, **one(repositories[0], pattern, page_size, workers))
-        with ThreadPoolExecutor(max_workers=max(1, min(REPOSITORY_WORKERS, len(repositories)))) as pool:
-            results = list(pool.map(lambda r: one(r, pattern, page_size, workers), repositories))
+        results = for_each_repository(lambda r: one(r, pattern, page_size, workers), repositories)
         return {"changed": False, "repositories": [dict(repository=r, **res) for r, res in zip(repositories, results)]}
 
     rm.run(body)
