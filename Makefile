@@ -16,7 +16,7 @@ export ANSIBLE_LOCALHOST_WARNING := 0
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := 0
 export PY_COLORS := 0
 
-.PHONY: demo test bench units integration sanity system-deps venv collection docs-check clean
+.PHONY: demo test bench reliability units integration sanity system-deps venv collection docs-check clean
 
 ## demo: start a throwaway registry on 127.0.0.1, seed it, run demo/demo.yml, stop the registry
 demo: system-deps venv collection
@@ -38,6 +38,11 @@ bench: system-deps venv collection
 	$(PY) bench/promote.py
 	$(PY) bench/prune.py
 	$(PY) bench/report.py
+
+## reliability: the fault, hostile-input, load and secret-scan tests (all part of `make test`); writes docs/reliability.md
+reliability: system-deps venv collection
+	start=$$(date +%s); $(PY) -m pytest tests/integration; \
+	  $(PY) tests/reliability_report.py $$(( ($$(date +%s) - start + 59) / 60 ))
 
 units: venv collection
 	$(PY) -m pytest tests/unit

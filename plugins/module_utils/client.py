@@ -57,6 +57,11 @@ RETRY_500_METHODS = ("GET", "HEAD", "DELETE")
 STREAM_CHUNK = 1 << 20
 
 
+class TransientReadError(RegistryError):
+    """A body that broke off, came short or did not hash to its digest: the whole read is worth repeating, as a 503
+    is (a reset connection or a corrupting hop are usually gone on the next try)."""
+
+
 @dataclass(frozen=True)
 class ManifestHead:
     """What a manifest HEAD tells: enough to compare digests without downloading."""
@@ -218,11 +223,27 @@ class RegistryClient:
         return proxies
 
     def _send(self, method: str, url: str, headers: dict, body: Any, stream: bool, timeout: float | None):
+        """One request straight to the session's adapter (pool, TLS, proxies), without ``Session.request``.
+
+        Session.request re-merges settings, environment, cookies and hooks on every call; for a keep-alive HEAD
+        that cost twice the adapter's own work. Nothing of it applies here: settings are fixed at construction,
+        the environment is read once per origin, redirects are followed by ``request`` and registries do not
+        use cookies. The URL is already encoded (``url()``, ``Location`` and ``Link`` values are re-quoted).
+        """
         self._count("requests")
-        return self.session.request(
-            method, url, headers=headers, data=body, stream=stream, allow_redirects=False,
-            timeout=(min(self.timeout, 30.0), timeout or self.timeout), proxies=self._proxies(url),
-        )
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = requests.utils.requote_uri(url)
+        prepared.headers = requests.structures.CaseInsensitiveDict(self.session.headers)
+        prepared.headers.update(headers)
+        prepared.prepare_body(body, None)
+        prepared.hooks = {"response": []}
+        adapter = self.session.get_adapter(prepared.url)
+        response = adapter.send(prepared, stream=stream, timeout=(min(self.timeout, 30.0), timeout or self.timeout),
+                                verify=self.session.verify, cert=self.session.cert, proxies=self._proxies(url))
+        if not stream:
+            response.content  # pylint: disable=pointless-statement  # read it all, so the connection goes back
+        return response
 
     def _sleep_before_retry(self, attempt: int, response=None) -> None:
         delay = None
@@ -643,8 +664,24 @@ class RegistryClient:
             return ManifestHead(manifest.digest, manifest.media_type, len(manifest.raw))
         return ManifestHead(digest, media_type, int(size) if size and size.isdigit() else None)
 
+    def _retry_read(self, read: Callable[[], Any]) -> Any:
+        """Run a whole read (request, body, verification) again when its body broke or did not verify."""
+        attempt = 0
+        while True:
+            try:
+                return read()
+            except TransientReadError:
+                if attempt >= self.retries:
+                    raise
+                self._sleep_before_retry(attempt)
+                attempt += 1
+
     def get_manifest(self, repository: str, reference: str, missing_ok: bool = False) -> Manifest | None:
-        """GET a manifest, capped at 4 MiB, digest verified against the request or the header."""
+        """GET a manifest, capped at 4 MiB, digest verified against the request or the header (retried when the
+        body breaks or does not verify)."""
+        return self._retry_read(lambda: self._get_manifest_once(repository, reference, missing_ok))
+
+    def _get_manifest_once(self, repository: str, reference: str, missing_ok: bool) -> Manifest | None:
         from ansible_collections.regops.registry.plugins.module_utils.images import detect_media_type, check_media_type
         op = f"reading the manifest {repository}@{reference}" if ":" in reference else f"reading the manifest {repository}:{reference}"
         response = self.request("GET", f"/v2/{repository}/manifests/{reference}", scopes=self.pull(repository),
@@ -658,6 +695,14 @@ class RegistryClient:
         is_digest_ref = ":" in reference
         expected = reference if is_digest_ref else response.headers.get("Docker-Content-Digest")
         algorithm = expected.split(":", 1)[0] if expected and ":" in expected else "sha256"
+        # The digest first: corrupted bytes may still parse, and only the digest says they were corrupted.
+        try:
+            actual = compute_digest(raw, algorithm)
+        except ValueError:
+            actual = compute_digest(raw)
+        if expected and actual != expected:
+            raise TransientReadError(f"digest mismatch: expected {expected}, received content hashes to {actual}",
+                                     operation=op, method="GET", url=_auth.redact_url(response.url), status=response.status_code)
         try:
             data = _json_object(raw)
         except ValueError as exc:
@@ -669,13 +714,6 @@ class RegistryClient:
         except ValueError as exc:
             raise RegistryError(str(exc), operation=op, method="GET", url=_auth.redact_url(response.url),
                                 status=response.status_code) from None
-        try:
-            actual = compute_digest(raw, algorithm)
-        except ValueError:
-            actual = compute_digest(raw)
-        if expected and actual != expected:
-            raise RegistryError(f"digest mismatch: expected {expected}, received content hashes to {actual}",
-                                operation=op, method="GET", url=_auth.redact_url(response.url), status=response.status_code)
         digest = actual if algorithm == "sha256" or not is_digest_ref else reference
         return Manifest(digest=digest, media_type=media_type, raw=raw, data=data)
 
@@ -721,8 +759,8 @@ class RegistryClient:
                                         status=response.status_code)
                 chunks.append(chunk)
         except requests.exceptions.RequestException:
-            raise RegistryError("the connection broke while reading the response", operation=operation,
-                                method="GET", url=_auth.redact_url(response.url)) from None
+            raise TransientReadError("the connection broke while reading the response", operation=operation,
+                                     method="GET", url=_auth.redact_url(response.url)) from None
         finally:
             response.close()
         return b"".join(chunks)
@@ -799,26 +837,31 @@ class RegistryClient:
                 hasher.update(chunk)
                 yield chunk
         except requests.exceptions.RequestException:
-            raise RegistryError("the connection broke while reading the blob", operation=op, method="GET",
-                                url=_auth.redact_url(response.url)) from None
+            raise TransientReadError("the connection broke while reading the blob", operation=op, method="GET",
+                                     url=_auth.redact_url(response.url)) from None
         finally:
             response.close()
         if size is not None and size >= 0 and hasher.size != size:
-            raise RegistryError(f"size mismatch: expected {size} bytes, received {hasher.size}", operation=op,
-                                method="GET", url=_auth.redact_url(response.url))
+            raise TransientReadError(f"size mismatch: expected {size} bytes, received {hasher.size}", operation=op,
+                                     method="GET", url=_auth.redact_url(response.url))
         if not hasher.matches():
-            raise RegistryError(f"digest mismatch: received content hashes to {hasher.digest}", operation=op,
-                                method="GET", url=_auth.redact_url(response.url))
+            raise TransientReadError(f"digest mismatch: received content hashes to {hasher.digest}", operation=op,
+                                     method="GET", url=_auth.redact_url(response.url))
 
     def get_blob_bytes(self, repository: str, digest: str, cap: int = MAX_CONFIG_SIZE) -> bytes:
-        """A small blob (image config) read whole, capped and verified."""
+        """A small blob (image config) read whole, capped and verified (retried when it breaks or does not verify)."""
         op = f"reading the blob {digest} from {repository}"
-        response = self.open_blob(repository, digest)
-        data = self._read_capped(response, cap, op)
-        if compute_digest(data, digest.split(":", 1)[0]) != digest:
-            raise RegistryError("digest mismatch on the blob", operation=op, method="GET",
-                                url=_auth.redact_url(response.url))
-        return data
+
+        def read() -> bytes:
+            response = self.open_blob(repository, digest)
+            data = self._read_capped(response, cap, op)
+            actual = compute_digest(data, digest.split(":", 1)[0])
+            if actual != digest:
+                raise TransientReadError(f"digest mismatch: received content hashes to {actual}", operation=op,
+                                         method="GET", url=_auth.redact_url(response.url))
+            return data
+
+        return self._retry_read(read)
 
     def delete_blob(self, repository: str, digest: str) -> bool:
         response = self.request("DELETE", f"/v2/{repository}/blobs/{digest}", scopes=self.delete_scope(repository),

@@ -9,6 +9,8 @@ import re
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 
 MAX_CONCURRENCY = 64
+# No registry pages by more than a few thousand (distribution caps at 1000); a larger number is a typo.
+MAX_PAGE_SIZE = 10000
 
 
 def compile_regex(pattern: str | None, option: str):
@@ -36,6 +38,10 @@ def positive_int(value: int | None, option: str, maximum: int | None = None) -> 
 
 def concurrency(value: int | None) -> int:
     return positive_int(value, "concurrency", MAX_CONCURRENCY) or 8
+
+
+def page_size(value: int | None) -> int | None:
+    return positive_int(value, "page_size", MAX_PAGE_SIZE)
 
 
 def looks_like_host(component: str) -> bool:

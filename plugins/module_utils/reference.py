@@ -94,10 +94,22 @@ def validate_digest(digest: str) -> str:
     return digest
 
 
+def supported_digest(digest: str) -> str:
+    """A digest a user asks the registry about: well-formed, and of an algorithm this collection can verify.
+
+    The grammar admits any algorithm, but distribution answers an unknown one with 500 (retried, then a confusing
+    error), and nothing could check the content anyway: refuse it before any request.
+    """
+    validate_digest(digest)
+    if digest.split(":", 1)[0] not in KNOWN_DIGESTS:
+        raise InvalidInput(f"invalid digest '{digest}': only {' and '.join(KNOWN_DIGESTS)} digests are supported")
+    return digest
+
+
 def validate_reference(reference: str) -> str:
     """A tag or a digest (the ``reference`` of a manifest request)."""
     if isinstance(reference, str) and ":" in reference:
-        return validate_digest(reference)
+        return supported_digest(reference)
     return validate_tag(reference)
 
 

@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass, asdict
 from typing import Iterator
 
+from ansible_collections.regops.registry.plugins.module_utils.client import TransientReadError
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 
 DEFAULT_CHUNK_SIZE = 64 << 20
@@ -201,18 +202,34 @@ def transfer_blob(source_client, source_repository: str, client, repository: str
         location, mounted_from = _mount_from_candidates(client, repository, digest, mount_from)
         if mounted_from:
             return BlobResult(digest, size, "mounted", True, mounted_from)
-    try:
-        stream = IterStream(source_client.iter_blob(source_repository, digest, size), size)
-        if size is None:
-            # Unknown length: one streamed PATCH (chunked transfer encoding), then an empty PUT.
-            location = client.patch_upload(location, repository, stream, None)[0]
-            client.finish_upload(location, repository, digest)
-        else:
-            client.finish_upload(location, repository, digest, body=stream, length=size)
-    except BaseException:
-        client.cancel_upload(location, repository)
-        raise
-    return BlobResult(digest, size, "uploaded", True, source_repository)
+    attempt = 0
+    while True:
+        try:
+            _stream_copy(source_client, source_repository, client, repository, digest, size, location)
+            return BlobResult(digest, size, "uploaded", True, source_repository)
+        except TransientReadError:
+            # The source broke off or sent bytes that do not hash to the digest: that upload is abandoned (the
+            # target never commits it) and the copy starts over in a new session, like any retried read.
+            client.cancel_upload(location, repository)
+            if attempt >= source_client.retries:
+                raise
+            attempt += 1
+            client.warn(f"copying {digest} to {repository} failed on the source side; trying again ({attempt})")
+            location = client.start_upload(repository)
+        except BaseException:
+            client.cancel_upload(location, repository)
+            raise
+
+
+def _stream_copy(source_client, source_repository: str, client, repository: str, digest: str, size: int | None,
+                 location: str) -> None:
+    stream = IterStream(source_client.iter_blob(source_repository, digest, size), size)
+    if size is None:
+        # Unknown length: one streamed PATCH (chunked transfer encoding), then an empty PUT.
+        location = client.patch_upload(location, repository, stream, None)[0]
+        client.finish_upload(location, repository, digest)
+    else:
+        client.finish_upload(location, repository, digest, body=stream, length=size)
 
 
 def _holds(client, repository: str, digest: str) -> bool:

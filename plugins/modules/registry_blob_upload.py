@@ -127,7 +127,7 @@ from ansible.module_utils.common.text.formatters import human_to_bytes
 from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, source_connection_spec
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.options import concurrency, split_source
-from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry, validate_digest, validate_repository
+from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry, supported_digest, validate_repository
 from ansible_collections.regops.registry.plugins.module_utils.uploads import transfer_blob, upload_file
 
 MIN_CHUNK = 1 << 20
@@ -141,7 +141,7 @@ def normalise_items(params: dict, registry_host: str) -> list[dict]:
             raise InvalidInput("give either path/digest/source or blobs, not both")
         items = [{"path": params["path"], "digest": params["digest"], "source": params["source"]}]
     elif params["source"]:
-        raise InvalidInput("source needs digest")
+        raise InvalidInput("source needs digest: the digest of the blob to copy from that repository")
     if not items:
         raise InvalidInput("nothing to upload: give path, digest with source, or blobs")
     out = []
@@ -149,7 +149,7 @@ def normalise_items(params: dict, registry_host: str) -> list[dict]:
         path, digest, source = item.get("path"), item.get("digest"), item.get("source")
         where = f"blobs[{index}]" if params["blobs"] else "the blob"
         if digest:
-            validate_digest(digest)
+            supported_digest(digest)
         if path and source:
             raise InvalidInput(f"{where}: give path or source, not both")
         if not path and not (digest and source):

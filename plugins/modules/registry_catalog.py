@@ -24,6 +24,7 @@ options:
     description:
       - Entries requested per page (C(n)). Registries cap it (distribution at 1000); when the registry refuses
         the number, the module retries once with the registry's default and warns.
+      - At most 10000.
     type: int
 extends_documentation_fragment:
   - regops.registry.connection
@@ -61,7 +62,7 @@ count:
 """
 
 from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule
-from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, positive_int
+from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, page_size as page_size_option
 
 
 def main() -> None:
@@ -72,7 +73,7 @@ def main() -> None:
 
     def body() -> dict:
         pattern = compile_regex(rm.params["filter"], "filter")
-        page_size = positive_int(rm.params["page_size"], "page_size")
+        page_size = page_size_option(rm.params["page_size"])
         repositories = rm.client.catalog(page_size=page_size)
         if pattern is not None:
             repositories = [r for r in repositories if pattern.search(r)]

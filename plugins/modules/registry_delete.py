@@ -153,7 +153,7 @@ from ansible_collections.regops.registry.plugins.module_utils.deletion import ap
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.options import concurrency
 from ansible_collections.regops.registry.plugins.module_utils.reference import (
-    validate_digest,
+    supported_digest,
     validate_repository,
     validate_tag,
 )
@@ -180,8 +180,8 @@ def main() -> None:
         """One repository's deletes, every name checked before any request."""
         return {"repository": validate_repository(spec["repository"]),
                 "tags": [validate_tag(t) for t in spec["tags"]],
-                "digests": [validate_digest(d) for d in spec["digests"]],
-                "blobs": [validate_digest(b) for b in spec["blobs"]],
+                "digests": [supported_digest(d) for d in spec["digests"]],
+                "blobs": [supported_digest(b) for b in spec["blobs"]],
                 "protect": [validate_tag(t) for t in spec["protect_tags"]]}
 
     def body() -> dict:

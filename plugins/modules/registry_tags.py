@@ -59,7 +59,7 @@ options:
     type: int
     default: 8
   page_size:
-    description: Tags requested per page from registries that paginate.
+    description: Tags requested per page from registries that paginate (at most 10000).
     type: int
 extends_documentation_fragment:
   - regops.registry.connection
@@ -176,7 +176,7 @@ images:
 
 from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, for_each_repository
 from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer
-from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, concurrency, positive_int
+from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, concurrency, page_size as page_size_option
 from ansible_collections.regops.registry.plugins.module_utils.reference import validate_repository
 from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
 
@@ -216,7 +216,7 @@ def main() -> None:
         names = p["repositories"] if p["repositories"] is not None else [p["repository"]]
         repositories = [validate_repository(r) for r in names]
         pattern = compile_regex(p["filter"], "filter")
-        page_size = positive_int(p["page_size"], "page_size")
+        page_size = page_size_option(p["page_size"])
         workers = concurrency(p["concurrency"])
         if p["repositories"] is None:
             return dict(changed=False, **one(repositories[0], pattern, page_size, workers))

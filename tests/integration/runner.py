@@ -10,9 +10,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.lab import transcripts
+
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
 COLLECTIONS = ROOT / ".tmp" / "collections"
+# Every Ansible run of the suite is verbose (-vvvv unless REGOPS_TEST_VERBOSITY says otherwise), so the secret check
+# at the end of the session (test_zz_secrets.py) sees everything a user could ever print.
+VERBOSITY = int(os.environ.get("REGOPS_TEST_VERBOSITY", "4"))
 
 
 def ensure_collection_link() -> Path:
@@ -35,6 +40,7 @@ def ansible_env(extra: dict | None = None) -> dict:
         "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_HOST_KEY_CHECKING": "0",
+        "ANSIBLE_VERBOSE_TO_STDERR": "1",  # -vvvv lines on stderr: stdout stays the JSON ansible-inventory prints
     })
     env.update(extra or {})
     return env
@@ -46,10 +52,13 @@ def run_ansible(program: str, args: list, check: bool = False, verbosity: int = 
     cmd = [str(Path(sys.executable).parent / program)] + (["-i", "localhost,", "-c", "local"] if local else []) + args
     if check:
         cmd.append("--check")
+    verbosity = max(verbosity, VERBOSITY)
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=timeout,
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=timeout,
                           stdin=subprocess.DEVNULL, check=False)
+    transcripts.record(" ".join([program, *args[:1]]), proc.stdout + proc.stderr)
+    return proc
 
 
 @dataclass
@@ -73,6 +82,7 @@ def run_playbook(name: str, variables: dict, *, check: bool = False, diff: bool 
         args = [str(PLAYBOOKS / name), "-e", f"@{vars_path}"] + (["--diff"] if diff else [])
         proc = run_ansible("ansible-playbook", args, check, verbosity, timeout)
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
+        transcripts.record(f"results of {name}", json.dumps(results))
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, results)
 
 
@@ -104,6 +114,7 @@ def run_module(module: str, args: dict, *, check: bool = False) -> tuple[dict, i
                  f"ansible_collections.regops.registry.plugins.modules.{module}", str(args_path)],
                 stdout=subprocess.PIPE, stderr=err, env=env, stdin=subprocess.DEVNULL, check=False)
         text = proc.stdout.decode()
+        transcripts.record(f"module {module}", text + err_path.read_text(errors="replace"))
         try:
             result = json.loads(text[text.index("{"):])
         except ValueError:

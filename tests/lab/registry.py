@@ -34,6 +34,7 @@ from pathlib import Path
 
 import requests
 
+from tests.lab import transcripts
 from tests.lab.pki import make_pki
 from tests.lab.tokenserver import ISSUER, SERVICE, TokenServer
 
@@ -323,6 +324,8 @@ class Lab:
     def close(self) -> None:
         """Stop everything; remove the workdir when the lab made it itself (a temp dir)."""
         self.stop()
+        if self.log_path.exists():  # what reached the registry, as we sent it: checked for secrets at the end
+            transcripts.record(f"registry log ({self.mode} {self.url})", self.log_path.read_text(errors="replace"))
         if self.token_server is not None:
             self.token_server.stop()
             self.token_server = None
@@ -469,6 +472,8 @@ def start_registry(mode: str, workdir: Path | str | None = None, *, delete_enabl
     lab = Lab(mode, workdir, port or free_port(), delete_enabled=delete_enabled, readonly=readonly,
               users={name: spec["password"] for name, spec in specs.items()},
               owns_workdir=owns, detached=detached)
+    if mode != "plain":
+        transcripts.add_user_secrets(lab.users)
     try:
         if mode != "plain":
             pki = make_pki(workdir / "pki")

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from tests.lab import transcripts
 from tests.lab.pki import libtrust_key_id
 
 SERVICE = "regops-lab"
@@ -195,10 +196,12 @@ class TokenServer:
                   "exp": now + (self.expires_in if self.exp_offset is None else self.exp_offset),
                   "nbf": now - 10, "iat": now, "jti": uuid.uuid4().hex, "access": access}
         token = self.sign(claims)
+        transcripts.add_secret(token)
         body = {"token": token, "access_token": token, "expires_in": self.expires_in,
                 "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
         if offline and user:
             refresh = uuid.uuid4().hex
+            transcripts.add_secret(refresh)
             with self._lock:
                 self.refresh_tokens[refresh] = user
             body["refresh_token"] = refresh

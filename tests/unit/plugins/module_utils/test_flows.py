@@ -281,3 +281,59 @@ def test_a_tag_that_cannot_be_marked_puts_the_others_back_and_deletes_nothing():
     assert registry.tags["a"] == {"keep": digest, "t1": digest, "t2": digest, "t3": digest}  # every tag as it was
     assert not [s for s in adapter.sent if s.method == "DELETE" and "/manifests/sha256:" in s.url
                 and deletion.PROBE_DIGEST not in s.url]
+
+
+def corrupting(route, path_part: str, times: int):
+    """A route that flips one byte in the body of the first ``times`` GETs whose URL contains ``path_part``."""
+    state = {"left": times}
+
+    def wrapped(sent):
+        answer = route(sent)
+        if sent.method == "GET" and path_part in sent.url and state["left"] > 0 and answer.body:
+            state["left"] -= 1
+            body = bytearray(answer.body)
+            body[len(body) // 2] ^= 1
+            answer = type(answer)(answer.status, answer.headers, bytes(body))
+        return answer
+    return wrapped
+
+
+@pytest.mark.parametrize("corrupted", [1, 2])
+def test_a_source_blob_that_does_not_verify_is_copied_again_in_a_new_session(corrupted):
+    source, target = MemoryRegistry(), MemoryRegistry()
+    data = b"layer" * 1000
+    digest = source.add_blob("staging/app", data)
+    src_client, src_adapter = make_client(corrupting(source.route, "/blobs/sha256", corrupted), "https://src.test")
+    dst_client, dst_adapter = make_client(target.route, registry="https://dst.test")
+    result = transfer_blob(src_client, "staging/app", dst_client, "prod/app", digest, len(data))
+    assert result.how == "uploaded" and target.blobs["prod/app"][digest] == data
+    assert len([s for s in src_adapter.sent if s.method == "GET" and "/blobs/" in s.url]) == corrupted + 1
+    cancels = [s for s in dst_adapter.sent if s.method == "DELETE" and "/blobs/uploads/" in s.url]
+    assert len(cancels) == corrupted and not target.uploads  # each abandoned session was cancelled
+
+
+def test_a_source_blob_that_never_verifies_is_never_committed():
+    source, target = MemoryRegistry(), MemoryRegistry()
+    data = b"layer" * 1000
+    digest = source.add_blob("staging/app", data)
+    src_client, src_adapter = make_client(corrupting(source.route, "/blobs/sha256", 99), "https://src.test")
+    dst_client, _dst_adapter = make_client(target.route, registry="https://dst.test")
+    with pytest.raises(client_module.TransientReadError, match="digest mismatch"):
+        transfer_blob(src_client, "staging/app", dst_client, "prod/app", digest, len(data))
+    assert digest not in target.blobs.get("prod/app", {}) and not target.uploads
+    assert len([s for s in src_adapter.sent if s.method == "GET" and "/blobs/" in s.url]) == src_client.retries + 1
+
+
+@pytest.mark.parametrize("what", ["/manifests/", "/blobs/sha256"])
+def test_a_manifest_or_config_that_does_not_verify_is_read_again(what):
+    registry = MemoryRegistry()
+    digest, raw = image(registry, "app", ["v1"])
+    client, adapter = make_client(corrupting(registry.route, what, 1))
+    manifest = client.get_manifest("app", "v1")
+    assert manifest.digest == digest and manifest.raw == raw
+    config = json.loads(raw)["config"]["digest"]
+    assert client.get_blob_bytes("app", config) == registry.blobs["app"][config]
+    assert len([s for s in adapter.sent if s.method == "GET" and what in s.url]) == 2  # read twice: the first copy did not verify
+    broken, _adapter = make_client(corrupting(registry.route, what, 99))
+    with pytest.raises(client_module.TransientReadError, match="digest mismatch"):
+        broken.get_manifest("app", digest) if what == "/manifests/" else broken.get_blob_bytes("app", config)

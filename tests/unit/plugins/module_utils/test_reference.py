@@ -13,7 +13,9 @@ from ansible_collections.regops.registry.plugins.module_utils.reference import (
     compute_digest,
     parse_reference,
     parse_registry,
+    supported_digest,
     validate_digest,
+    validate_reference,
     validate_repository,
     validate_tag,
 )
@@ -77,6 +79,17 @@ def test_sha512_and_unknown_algorithms():
     assert validate_digest("blake3:" + "c" * 64)  # well-formed unknown algorithm: accepted, not verifiable
     with pytest.raises(InvalidInput):
         DigestHasher("blake3:" + "c" * 64)
+
+
+def test_digests_asked_of_the_registry_must_be_verifiable():
+    assert supported_digest("sha512:" + "b" * 128) and validate_reference("sha256:" + "a" * 64)
+    for digest in ("blake3:" + "c" * 64, "md5:" + "d" * 32):
+        with pytest.raises(InvalidInput, match="only sha256 and sha512 digests are supported"):
+            supported_digest(digest)
+        with pytest.raises(InvalidInput, match="only sha256 and sha512"):
+            validate_reference(digest)
+    with pytest.raises(InvalidInput, match="expected '<algorithm>:<hex>'"):
+        supported_digest("sha256")
 
 
 def test_familiar_form_and_round_trip():  # NR-02
