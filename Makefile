@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 COLLECTIONS := $(CURDIR)/.tmp/collections
 LINK := $(COLLECTIONS)/ansible_collections/regops/registry
 DEMO_STATE := $(CURDIR)/.tmp/demo/lab.json
+VERSION = $(shell sed -n 's/^version: *//p' galaxy.yml)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
@@ -16,7 +17,7 @@ export ANSIBLE_LOCALHOST_WARNING := 0
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := 0
 export PY_COLORS := 0
 
-.PHONY: demo test bench reliability units integration sanity system-deps venv collection docs-check clean
+.PHONY: demo test bench reliability changelog units integration sanity system-deps venv collection docs-check clean
 
 ## demo: start a throwaway registry on 127.0.0.1, seed it, run demo/demo.yml, stop the registry
 demo: system-deps venv collection
@@ -44,6 +45,13 @@ reliability: system-deps venv collection
 	start=$$(date +%s); $(PY) -m pytest tests/integration; \
 	  $(PY) tests/reliability_report.py $$(( ($$(date +%s) - start + 59) / 60 ))
 
+## changelog: CHANGELOG.md from changelogs/fragments with antsibull-changelog, as the release of galaxy.yml's version
+changelog: venv collection
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/antsibull-changelog lint
+	date=$$($(PY) -c "import sys, yaml; r = (yaml.safe_load(open('changelogs/changelog.yaml'))['releases'] or {}).get('$(VERSION)') or {}; print(r.get('release_date', ''))"); \
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/antsibull-changelog release --version $(VERSION) --update-existing \
+	  $${date:+--date $$date}
+
 units: venv collection
 	$(PY) -m pytest tests/unit
 
@@ -58,6 +66,7 @@ docs-check: venv collection
 	@for f in parse_reference semver_sort promote_summary retention_plan retention_markdown retention_deletes; do $(VENV)/bin/ansible-doc -t filter regops.registry.$$f >/dev/null; done
 	@for r in promote prune; do $(VENV)/bin/ansible-doc -t role regops.registry.$$r >/dev/null; done
 	@echo "ansible-doc renders every module and plugin"
+	@PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/antsibull-changelog lint && echo "changelog fragments lint clean"
 
 ## lint: ansible-lint (production profile) on the roles, the example playbooks and the demo
 lint: venv collection

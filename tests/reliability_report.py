@@ -13,12 +13,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = ROOT / ".tmp" / "reliability" / "rows.json"
 DOC = ROOT / "docs" / "reliability.md"
-ORDER = ("fault", "bad input", "refusing registry", "interrupted run", "load")
+ORDER = ("fault", "bad input", "refusing registry", "load", "secrets")
 
 INTRO = """# Reliability: faults, hostile input, and nothing lost
 
 Every row is a test of `make test` (files `tests/integration/test_faults.py`, `test_hostile_input.py`, `test_load.py`,
-`test_modules.py` and `test_prune.py`) against the real distribution registry on 127.0.0.1. Faults are injected by a
+`test_modules.py` and `test_zz_secrets.py`) against the real distribution registry on 127.0.0.1. Faults are injected by a
 proxy of ours placed in front of the registry (`tests/lab/faultproxy.py`). **Tried** is how many times the fault was
 injected or the input was given, over all the registry modes listed. **Tags lost** compares `skopeo list-tags` of the
 repositories involved, taken before and after (independently of the collection's client), minus the tags the case

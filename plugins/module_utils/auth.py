@@ -644,6 +644,9 @@ def validate_realm(realm: str, registry_scheme: str, registry_host: str) -> None
        reserved) therefore pass only under (a).
     Names are not resolved here, so a public name pointing at a private address is not caught.
     """
+    if not realm:
+        raise AuthError("the registry asked for a Bearer token without naming a token server (no realm in its "
+                        "WWW-Authenticate challenge); check the registry's auth configuration")
     shown = redact_url(realm) if isinstance(realm, str) else repr(realm)
     try:
         parts = urlsplit(realm) if isinstance(realm, str) else None

@@ -216,7 +216,7 @@ def test_unreachable_registry(lab):
     assert run.rc != 0 and "cannot reach the registry" in run.results["msg"], run.output
     assert "Traceback" not in run.output
     reliability.row("refusing registry", "nothing listening at the registry's address (retries: 1)",
-                    f"failed task: \"{run.results['msg'][:80]}\"", mode=lab.mode)
+                    f"failed task: \"{run.results['msg']}\"", mode=lab.mode)
 
 
 def test_wrong_password(lab, world):
@@ -229,7 +229,7 @@ def test_wrong_password(lab, world):
     assert run.rc != 0 and "alice" in run.results["msg"], run.output
     assert "not-the-password-4242" not in run.output and "Traceback" not in run.output
     assert seed.tag_map(world["session"], "it/read") == before
-    reliability.row("refusing registry", "wrong password", f"failed task: \"{run.results['msg'][:80]}\"",
+    reliability.row("refusing registry", "wrong password", f"failed task: \"{run.results['msg']}\"",
                     mode=lab.mode, tags_lost=len(set(before) - set(seed.tag_map(world["session"], "it/read"))))
 
 
@@ -246,7 +246,7 @@ def test_token_without_delete_scope(lab_token):
     after = reliability.snapshot(lab_token, ["it/scoped"])
     assert after == before
     reliability.row("refusing registry", "a token without the delete scope",
-                    f"failed task: \"{run.results['msg'][:80]}\"", mode="token", tags_lost=reliability.lost(before, after))
+                    f"failed task: \"{run.results['msg']}\"", mode="token", tags_lost=reliability.lost(before, after))
 
 
 @pytest.mark.parametrize("flag", ["deletes_disabled", "read_only"])
@@ -270,7 +270,7 @@ def test_registry_refusing_deletes_changes_nothing(tmp_path, flag):
         after = reliability.snapshot(lab, ["it/app"])
         assert after == before
         reliability.row("refusing registry", flag.replace("_", " ").replace("read only", "registry in read-only mode"),
-                        f"failed task: \"{run.results['msg'][:80]}\"", tags_lost=reliability.lost(before, after))
+                        f"failed task: \"{run.results['msg']}\"", tags_lost=reliability.lost(before, after))
     finally:
         lab.close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lab import registry, transcripts
+from tests.lab import registry, reliability, transcripts
 
 # Runs of the whole suite record a few hundred transcripts; fewer means this file ran alone.
 MIN_TRANSCRIPTS = 40
@@ -37,4 +37,7 @@ def test_no_secret_in_any_output_result_or_registry_log():
     print(f"\n[measure] secret scan: {len(runs)} runs and "
           f"{len(transcripts.TRANSCRIPTS) - len(runs)} registry logs, {len(transcripts.SECRETS)} secrets, "
           f"{sum(len(t) for _w, t in transcripts.TRANSCRIPTS) / 2**20:.1f} MiB of text, {len(leaks)} leaks")
+    reliability.row("secrets", f"{len(runs)} Ansible runs at -vvvv (output and registered results) and "
+                    f"{len(transcripts.TRANSCRIPTS) - len(runs)} registry logs, searched for {len(transcripts.SECRETS)} "
+                    "passwords and tokens, Authorization values and JWTs", f"{len(leaks)} found")
     assert leaks == []

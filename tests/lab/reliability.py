@@ -37,10 +37,17 @@ def lost(before: dict[str, set[str]], after: dict[str, set[str]], deleted: dict[
     return sum(len(tags - after.get(repo, set()) - deleted.get(repo, set())) for repo, tags in before.items())
 
 
+def short(text: str, limit: int = 150) -> str:
+    """At most ``limit`` characters, cut at a word (a table cell, not the whole message)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def row(category: str, case: str, outcome: str, *, tries: int = 1, tags_lost: int = 0, mode: str = "plain") -> None:
     with _LOCK:
-        ROWS.append({"category": category, "case": case, "mode": mode, "tries": tries, "outcome": outcome,
-                     "tags_lost": tags_lost})
+        ROWS.append({"category": category, "case": short(case), "mode": mode, "tries": tries,
+                     "outcome": short(outcome), "tags_lost": tags_lost})
 
 
 def write(path: Path) -> None:

@@ -623,7 +623,7 @@ def test_realm_accepted(realm, scheme, host):  # AU-12
     ("https://0.0.0.0/token", "https", "registry.example.com", "special"),
     ("ftp://auth.example.com/token", "https", "registry.example.com", "not an absolute http"),
     ("/token", "https", "registry.example.com", "not an absolute http"),
-    ("", "https", "registry.example.com", "not an absolute http"),
+    ("", "https", "registry.example.com", "without naming a token server"),
     ("https://user:pw@auth.example.com/token", "https", "registry.example.com", "user info"),
     ("https://user:p/w@auth.example.com/token", "https", "registry.example.com", "not an absolute http"),
 ])
