@@ -508,8 +508,9 @@ def run_credential_helper(suffix: str, server_url: str, timeout: float,
     if executable is None:
         raise HelperNotFound(f"credential helper {program} not found on PATH")
     try:
-        proc = subprocess.Popen([executable, "get"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, start_new_session=True)
+        # Shared by modules and controller plugins (lookup, inventory): there is no AnsibleModule.run_command here.
+        proc = subprocess.Popen([executable, "get"], stdin=subprocess.PIPE,  # pylint: disable=ansible-bad-function
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
     except OSError as exc:
         raise AuthError(f"credential helper {program} could not be started: {type(exc).__name__}") from None
     try:
