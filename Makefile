@@ -17,7 +17,7 @@ export ANSIBLE_LOCALHOST_WARNING := 0
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := 0
 export PY_COLORS := 0
 
-.PHONY: demo test bench reliability changelog galaxy ee sanity-matrix units integration sanity system-deps venv collection docs-check clean
+.PHONY: demo test bench reliability changelog docs docs-screenshots galaxy ee sanity-matrix units integration sanity system-deps venv collection docs-check clean
 
 ## demo: start a throwaway registry on 127.0.0.1, seed it, run demo/demo.yml, stop the registry
 demo: system-deps venv collection
@@ -51,6 +51,14 @@ changelog: venv collection
 	date=$$($(PY) -c "import sys, yaml; r = (yaml.safe_load(open('changelogs/changelog.yaml'))['releases'] or {}).get('$(VERSION)') or {}; print(r.get('release_date', ''))"); \
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/antsibull-changelog release --version $(VERSION) --update-existing \
 	  $${date:+--date $$date}
+
+## docs: HTML docs site (antsibull-docs: modules, plugins, roles and the docs/*.md guides) in .tmp/docs/build/html
+docs: collection
+	hacking/docs.sh
+
+## docs-screenshots: headless Chromium screenshots of a module page and of the promotion guide (.tmp/docs/screenshots)
+docs-screenshots: docs
+	hacking/screenshots.sh
 
 ## galaxy: build the collection tarball (.tmp/release/) and run galaxy-importer on it; fails on any error or warning
 galaxy:
