@@ -15,6 +15,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
+# shellcheck source=hacking/common.sh
+source "$here/hacking/common.sh"
 collection=regops.registry
 venv=$here/.tmp/docs-venv
 out=$here/.tmp/docs
@@ -42,10 +44,8 @@ export ANSIBLE_NOCOLOR=1 ANSIBLE_LOCALHOST_WARNING=0
 
 # The copy of the collection that antsibull-docs reads.
 rm -rf "$out" "$top"
-mkdir -p "$src" "$out"
-git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
-  if [ -e "$file" ]; then cp --parents -- "$file" "$src"; fi
-done
+mkdir -p "$out"
+copy_shipped "$src"
 
 # The guides, as RST extra docs. A ref of extra-docs.yml whose guide is absent is left out of this
 # build (reliability.md exists only once `make reliability` has run); an unlisted guide is an error.

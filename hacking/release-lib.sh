@@ -2,6 +2,8 @@
 # Sourced by hacking/galaxy.sh and hacking/ee.sh (not run by itself): the release venv and the clean tarball build.
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hacking/common.sh
+source "$here/hacking/common.sh"
 release_venv=$here/.tmp/release-venv
 release_packages=(galaxy-importer ansible-builder 'ansible-core>=2.19,<2.20')
 
@@ -21,18 +23,13 @@ release_venv() {
   export PATH=$release_venv/bin:$PATH ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0
 }
 
-# build_tarball OUTDIR: copies exactly what git would ship (tracked files plus untracked files that are not
-# ignored, deleted ones skipped) to OUTDIR/src and builds the collection tarball from it into OUTDIR.
+# build_tarball OUTDIR: copies what git would ship to OUTDIR/src and builds the collection tarball from it into
+# OUTDIR.
 # Prints the tarball's path.
 build_tarball() {
-  local out=$1 file version
-  rm -rf "$out/src" && mkdir -p "$out/src"
-  (
-    cd "$here" || exit 1
-    git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
-      if [ -e "$file" ]; then cp --parents -- "$file" "$out/src"; fi
-    done
-  )
+  local out=$1 version
+  rm -rf "$out/src"
+  copy_shipped "$out/src"
   version=$(sed -n 's/^version: *//p' "$here/galaxy.yml")
   ansible-galaxy collection build --force --output-path "$out" "$out/src" >&2
   echo "$out/regops-registry-$version.tar.gz"

@@ -5,12 +5,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON_VERSION:-3.11}
 venv=${VENV:-$here/.venv}
 dest=$here/.tmp/sanity/ansible_collections/regops/registry
-rm -rf "$dest" && mkdir -p "$dest"
-# Exactly what git would ship: tracked files plus untracked files that are not ignored (deleted ones skipped).
-cd "$here"
-git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' file; do
-  if [ -e "$file" ]; then cp --parents -- "$file" "$dest"; fi
-done
+# shellcheck source=hacking/common.sh
+source "$here/hacking/common.sh"
+rm -rf "$dest"
+copy_shipped "$dest"
 cd "$dest"
 git init -q && git add -A >/dev/null && git -c user.email=ci@invalid -c user.name=ci commit -qm sanity
 "$venv/bin/python" "$here/hacking/offline_get_pip.py" >/dev/null
