@@ -43,6 +43,8 @@ options:
   ca_path:
     description:
       - A CA bundle (PEM) to verify the registry's certificate with.
+      - When not set, the environment variable E(REGOPS_REGISTRY_CA_PATH) is read (on the host running the module, for
+        modules), so a private CA can be configured once for modules, roles, lookups and the inventory.
     type: path
   client_cert:
     description:
@@ -95,7 +97,7 @@ options:
         description: Verify the source registry's TLS certificate.
         type: bool
       ca_path:
-        description: CA bundle for the source registry.
+        description: CA bundle for the source registry; if not set, the environment variable E(REGOPS_REGISTRY_CA_PATH).
         type: path
 """
 

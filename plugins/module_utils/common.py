@@ -9,7 +9,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from ansible_collections.regops.registry.plugins.module_utils.auth import AuthError, resolve_credentials
 from ansible_collections.regops.registry.plugins.module_utils.client import (
@@ -21,6 +21,10 @@ from ansible_collections.regops.registry.plugins.module_utils.errors import Inva
 from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry
 
 
+# A private CA is machine configuration: the variable the lookup and inventory plugins read serves modules too.
+CA_PATH = {"type": "path", "fallback": (env_fallback, ["REGOPS_REGISTRY_CA_PATH"])}
+
+
 def connection_argument_spec() -> dict[str, dict]:
     """The shared connection options; mirrored by doc fragment ``regops.registry.connection``."""
     return {
@@ -30,7 +34,7 @@ def connection_argument_spec() -> dict[str, dict]:
         "token": {"type": "str", "no_log": True},
         "docker_config": {"type": "path"},
         "validate_certs": {"type": "bool", "default": True},
-        "ca_path": {"type": "path"},
+        "ca_path": dict(CA_PATH),
         "client_cert": {"type": "path"},
         "client_key": {"type": "path", "no_log": False},
         "timeout": {"type": "float", "default": 60.0},
@@ -46,7 +50,7 @@ def source_connection_spec() -> dict:
         "password": {"type": "str", "no_log": True},
         "token": {"type": "str", "no_log": True},
         "validate_certs": {"type": "bool"},
-        "ca_path": {"type": "path"},
+        "ca_path": dict(CA_PATH),
     }}
 
 

@@ -47,15 +47,16 @@ def ansible_env(extra: dict | None = None) -> dict:
 
 
 def run_ansible(program: str, args: list, check: bool = False, verbosity: int = 0, timeout: float = 600,
-                local: bool = True):
-    """Run an Ansible CLI of this venv (on localhost unless ``local`` is false), without stdin."""
+                local: bool = True, env: dict | None = None):
+    """Run an Ansible CLI of this venv (on localhost unless ``local`` is false), without stdin; ``env`` adds
+    environment variables."""
     cmd = [str(Path(sys.executable).parent / program)] + (["-i", "localhost,", "-c", "local"] if local else []) + args
     if check:
         cmd.append("--check")
     verbosity = max(verbosity, VERBOSITY)
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(), timeout=timeout,
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env), timeout=timeout,
                           stdin=subprocess.DEVNULL, check=False)
     transcripts.record(" ".join([program, *args[:1]]), proc.stdout + proc.stderr)
     return proc

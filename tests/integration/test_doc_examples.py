@@ -1,18 +1,27 @@
-"""Every YAML example of the README, the guides and the role READMEs still parses and means what it says.
+"""Every YAML example of the README, the guides and the role READMEs parses, means what it says, and runs.
 
 Playbooks and task lists go through ``ansible-playbook --syntax-check`` (all in one run); prune policies through
 the retention planner (a wrong term or regex fails there); the inventory example through the plugin's own option
-list. Result samples only need to be YAML. (Running each example against a lab is the next step, issue 8.)
+list. Then every example runs, as written, against two TLS+Basic lab registries standing in for the hosts the
+docs name (``registry.example.com``, ``staging.example.com`` = ``ci.example.com``): see ``test_every_example_runs``.
 """
 
 from __future__ import annotations
 
+import ast
+import base64
+import datetime
 import json
 import re
+import secrets
+from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.integration.runner import ROOT, run_ansible
+from tests.lab import seed
+from tests.lab.registry import start_registry
 
 SOURCES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")),
            *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "roles").glob("*/README.md"))]
@@ -21,11 +30,26 @@ ROLE_TERMS = {"prune_keep_latest": "keep_latest", "prune_group_by": "group_by", 
               "prune_match_tags": "match_tags", "prune_older_than": "older_than", "prune_order": "order"}
 
 
+def example_texts() -> list[tuple[str, str]]:
+    return [(f"{source} example {number}", match.group(1))
+            for source in SOURCES for number, match in enumerate(BLOCK.finditer((ROOT / source).read_text()), 1)]
+
+
 def examples() -> list[tuple[str, object]]:
+    return [(name, yaml.safe_load(text)) for name, text in example_texts()]
+
+
+def plugin_examples() -> list[tuple[str, object]]:
+    """The EXAMPLES of every module and plugin: snippets with placeholder digests and files, so checked, not run."""
     found = []
-    for source in SOURCES:
-        for number, match in enumerate(BLOCK.finditer((ROOT / source).read_text()), 1):
-            found.append((f"{source} example {number}", yaml.safe_load(match.group(1))))
+    for path in sorted((ROOT / "plugins").glob("*/*.py")) + sorted((ROOT / "plugins" / "filter").glob("*.yml")):
+        if path.suffix == ".yml":
+            text = (yaml.safe_load(path.read_text()) or {}).get("EXAMPLES")
+        else:
+            text = next((ast.literal_eval(node.value) for node in ast.parse(path.read_text()).body
+                         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "EXAMPLES"), None)
+        if text:
+            found.append((f"{path.relative_to(ROOT)} EXAMPLES", yaml.safe_load(text)))
     return found
 
 
@@ -35,7 +59,7 @@ def is_play(item) -> bool:
 
 def test_every_playbook_and_task_list_passes_syntax_check(tmp_path):
     paths = []
-    for name, data in examples():
+    for name, data in examples() + plugin_examples():
         if not isinstance(data, list):
             continue
         plays = data if all(is_play(item) for item in data) else [{"hosts": "localhost", "gather_facts": False,
@@ -43,16 +67,19 @@ def test_every_playbook_and_task_list_passes_syntax_check(tmp_path):
         path = tmp_path / f"{len(paths):02d}.yml"
         path.write_text(f"# {name}\n" + yaml.safe_dump(plays, sort_keys=False))
         paths.append(path)
-    assert len(paths) >= 10
+    assert len(paths) >= 20
     proc = run_ansible("ansible-playbook", ["--syntax-check", *map(str, paths)])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def is_prune_policy(data) -> bool:
+    return isinstance(data, dict) and bool(data) and all(k.startswith("prune_") for k in data)
 
 
 def test_every_prune_policy_is_one_the_planner_accepts():
     from ansible_collections.regops.registry.plugins.filter.prune import retention_plan
 
-    policies = [(name, data) for name, data in examples()
-                if isinstance(data, dict) and data and all(k.startswith("prune_") for k in data)]
+    policies = [(name, data) for name, data in examples() if is_prune_policy(data)]
     assert len(policies) >= 3
     for name, policy in policies:
         terms = {ROLE_TERMS[k]: v for k, v in policy.items() if k in ROLE_TERMS}
@@ -61,13 +88,184 @@ def test_every_prune_policy_is_one_the_planner_accepts():
         assert plan["keep_tags"] == [] and plan["delete_tags"] == [], name
 
 
-def test_the_inventory_example_uses_only_options_the_plugin_has():
+def test_the_inventory_examples_use_only_options_the_plugin_has():
     proc = run_ansible("ansible-doc", ["-t", "inventory", "--json", "regops.registry.registry"], local=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)["regops.registry.registry"]["doc"]
     options = set(doc["options"])  # with the doc fragments' (connection, constructed, inventory cache)
-    configs = [(name, data) for name, data in examples()
+    configs = [(name, data) for name, data in examples() + plugin_examples()
                if isinstance(data, dict) and data.get("plugin") == "regops.registry.registry"]
-    assert configs
+    assert len(configs) >= 2
     for name, config in configs:
         assert set(config) - {"plugin"} <= options, (name, set(config) - options)
+
+
+# --- running every example ---------------------------------------------------------------------------------------
+
+COMMIT = "3f2a9c1"  # the ci_commit_sha of the promotion guide: the tag CI gave the tested image
+DOC_USERS = ("alice", "ci", "deployer", "pruner")
+CI_REPOS = {  # tags in creation order (oldest first): branches of numbered builds and releases
+    "ci/web": ["v1.0.0", *[f"feature-{n}" for n in range(1, 4)], *[f"main-{n}" for n in range(1, 15)]],
+    "ci/api": [*[f"main-{n}" for n in range(1, 9)], "v2.0.0", *[f"main-{n}" for n in range(9, 13)]],
+}
+
+
+@pytest.fixture(scope="module")
+def doc_labs(tmp_path_factory):
+    """``registry.example.com`` and ``staging.example.com`` (also ``ci.example.com``): TLS+Basic registries with the
+    users the docs name, one CA bundle trusting both, and a Docker config logged in to both as ``ci``."""
+    users = {name: {"password": secrets.token_urlsafe(12)} for name in DOC_USERS}
+    work = tmp_path_factory.mktemp("doc-examples")
+    with start_registry("basic", work / "prod", users=users) as prod, \
+            start_registry("basic", work / "staging", users=users) as staging:
+        bundle = work / "ca-bundle.pem"
+        bundle.write_text(Path(prod.ca_path).read_text() + Path(staging.ca_path).read_text())
+        login = base64.b64encode(f"ci:{prod.users['ci']}".encode()).decode()
+        (work / "docker").mkdir()
+        (work / "docker" / "config.json").write_text(json.dumps(
+            {"auths": {lab.host: {"auth": login} for lab in (prod, staging)}}))
+        (work / "reports").mkdir()
+        yield {"prod": prod, "staging": staging, "work": work,
+               "env": {"DOCKER_CONFIG": str(work / "docker"), "REGOPS_REGISTRY_CA_PATH": str(bundle)}}
+
+
+def seed_doc_labs(prod, staging) -> dict:
+    """What the examples name: team/app:1.4.2 (two platforms), the tested image (tag COMMIT) on staging and, as
+    earlier promotions left it, on the production registry, CI branches to prune, demo repositories to inventory."""
+    on_prod, on_staging = seed.session_for(prod), seed.session_for(staging)
+    app = seed.push_index(on_prod, "team/app", "1.4.2")
+    seed.push_image(on_prod, "team/app", "1.4.1", created="2024-01-01T00:00:00Z", seed=7)
+
+    def tested(session, repo):
+        return seed.push_index(session, repo, COMMIT, created="2024-06-01T00:00:00Z", seed=300)["digest"]
+
+    digests = {tested(on_staging, "team/app"), tested(on_prod, "staging/app"), tested(on_prod, "team/app-canary")}
+    assert len(digests) == 1
+    for repo, tags in CI_REPOS.items():
+        for day, tag in enumerate(tags, 1):
+            seed.push_image(on_prod, repo, tag, created=f"2024-02-{day:02d}T00:00:00Z", seed=1000 + day,
+                            layer_sizes=(256,))
+    for repo in ("demo/web", "demo/api"):
+        seed.push_index(on_prod, repo, "1.0", seed=500)
+    return {"app": app, "tested": digests.pop()}
+
+
+def on_labs(text: str, labs: dict) -> str:
+    """The example with the docs' hosts and paths pointed at the labs and a scratch directory."""
+    work = labs["work"]
+    for name, lab in (("registry.example.com", labs["prod"]), ("staging.example.com", labs["staging"]),
+                      ("ci.example.com", labs["staging"])):
+        text = text.replace(name, lab.host)
+    return (text.replace("http://127.0.0.1:5000", labs["prod"].url)
+            .replace("~/.cache/regops-registry-inventory", str(work / "inventory-cache"))
+            .replace("/var/log/registry/", f"{work}/reports/")
+            .replace("prune_report_path: reports/", f"prune_report_path: {work}/reports/"))
+
+
+def as_plays(name: str, data, labs: dict) -> list | None:
+    """Plays as written; task lists and variable snippets in a play on localhost; a prune policy as the prune
+    role in check mode over the CI repositories. None for what is not run here (result samples, inventory)."""
+    def play(tasks):
+        return [{"name": name, "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
+
+    if isinstance(data, list):
+        plays = data if all(is_play(item) for item in data) else play(data)
+    elif is_prune_policy(data):
+        plays = play([{"block": [{"name": f"Plan {name}", "ansible.builtin.include_role": {"name": "regops.registry.prune"},
+                                  "vars": {"prune_registry": labs["prod"].host, "prune_repositories": ["^ci/"], **data}}],
+                       "check_mode": True}])
+    elif isinstance(data, dict) and data and all("lookup(" in str(v) for v in data.values()):
+        plays = play([{"ansible.builtin.set_fact": data}])
+    elif isinstance(data, dict) and ("plugin" in data or "targets" in data):
+        return None
+    else:
+        raise AssertionError(f"{name}: an example of a kind this test does not know how to run")
+    return plays
+
+
+def run_order(name: str, text: str) -> int:
+    """Examples that pin facts first, promotions next, prunes (which delete) last; docs order within each."""
+    if "set_fact" in text or "lookup(" in text.split("\n", 1)[0]:
+        return 0
+    return 2 if "regops.registry.prune" in text or is_prune_policy(yaml.safe_load(text)) else 1
+
+
+def capture(name: str) -> dict:
+    """A play noting what the example left in the role results (written out by the last play)."""
+    note = {"example": name, "promote_result": "{{ promote_result | default(None) }}",
+            "prune_result": "{{ prune_result | default(None) }}"}
+    return {"name": f"Note what {name} did", "hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.set_fact": {"doc_notes": "{{ doc_notes | default([]) + [__note] }}"},
+         "vars": {"__note": note}}]}
+
+
+def test_every_example_runs(doc_labs, tmp_path):
+    prod, staging, work = doc_labs["prod"], doc_labs["staging"], doc_labs["work"]
+    seeded = seed_doc_labs(prod, staging)
+    texts = sorted(((name, on_labs(text, doc_labs)) for name, text in example_texts()),
+                   key=lambda item: run_order(*item))
+    paths, samples, inventories = [], [], []
+    for name, text in texts:
+        plays = as_plays(name, yaml.safe_load(text), doc_labs)
+        if plays is None:
+            (inventories if "plugin" in text else samples).append((name, yaml.safe_load(text)))
+            continue
+        path = tmp_path / f"{len(paths):02d}.yml"
+        path.write_text(f"# {name}\n" + yaml.safe_dump([*plays, capture(name)], sort_keys=False))
+        paths.append(path)
+    facts = work / "facts.json"
+    keep = ["app_image", "image", "arm64", "tested_digest", "doc_notes"]
+    path = tmp_path / "zz-facts.yml"
+    path.write_text(yaml.safe_dump([{"name": "Write out the facts the examples set", "hosts": "localhost",
+                                     "gather_facts": False, "tasks": [{"ansible.builtin.copy": {
+                                         "dest": str(facts), "mode": "0600",
+                                         "content": "{{ __facts | to_json }}"},
+                                         "vars": {"__facts": {k: f"{{{{ {k} | default(None) }}}}" for k in keep}}}]}]))
+    passwords = {"registry_password": prod.users["ci"], "vault_registry_password": prod.users["ci"],
+                 "vault_staging_password": staging.users["ci"], "vault_prod_password": prod.users["deployer"],
+                 "vault_pruner_password": prod.users["pruner"], "ci_commit_sha": COMMIT}
+    (tmp_path / "vars.json").write_text(json.dumps(passwords))
+    proc = run_ansible("ansible-playbook", [*map(str, paths), str(path), "-e", f"@{tmp_path / 'vars.json'}"],
+                       env=doc_labs["env"])
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert len(paths) >= 12
+    warnings = {line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("[WARNING]")}
+    assert warnings <= {"[WARNING]: Could not match supplied host pattern, ignoring: registry_host"}, warnings
+    got = json.loads(facts.read_text())
+    tested = seeded["tested"]
+
+    # lookups: the index digest and its arm64 child; the tested digest from the CI tag
+    app = seeded["app"]
+    assert got["app_image"] == got["image"] == f"{prod.host}/team/app@{app['digest']}"
+    assert got["arm64"] == next(c["digest"] for c in app["children"] if c["platform"]["architecture"] == "arm64")
+    assert got["tested_digest"] == tested
+
+    # promotions: every target holds the tested digest, as the registries themselves say
+    on_prod, on_staging = seed.session_for(prod), seed.session_for(staging)
+    for session, ref in [(on_prod, "prod/app:1.4.2"), (on_prod, "prod/app:stable"), (on_prod, "team/app:1.5.0"),
+                         (on_staging, "team/app:1.4.2"), (on_staging, "prod/app:1.4.2")]:
+        assert seed.head_manifest(session, *ref.split(":")) == tested, ref
+    notes = {note["example"]: note for note in got["doc_notes"]}
+    canary = notes["docs/promoting-images.md example 4"]["promote_result"]["targets"][0]
+    assert canary["blobs"]["uploaded"] == 0 and canary["blobs"]["mounted"] > 0, canary  # mounted from the canary
+
+    # the result sample of the promotion guide has the keys the role returns
+    [(_name, sample)] = samples
+    result = notes["docs/promoting-images.md example 1"]["promote_result"]
+    assert set(sample) <= set(result) and set(sample["targets"][0]) <= set(result["targets"][0])
+    assert set(sample["targets"][0]["blobs"]) <= set(result["targets"][0]["blobs"])
+
+    # prunes: the last policy run (keep the 10 newest) leaves exactly the 10 newest builds of each CI repository
+    for repo, tags in CI_REPOS.items():
+        assert sorted(seed.list_tags(on_prod, repo)) == sorted(tags[-10:]), repo
+    assert sorted(p.name for p in (work / "reports").iterdir()) == sorted(
+        [f"prune-{datetime.date.today():%Y%m%d}.json", f"prune-{datetime.date.today():%Y%m%d}.md",
+         "prune.json", "prune.md"])
+
+    # the inventory example: images as hosts, keyed groups per architecture
+    [(name, _config)] = inventories
+    config = work / "docs.registry.yml"
+    config.write_text(dict(texts)[name])
+    proc = run_ansible("ansible-inventory", ["-i", str(config), "--graph"], local=False, env=doc_labs["env"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "@arch_arm64:" in proc.stdout and "demo/web@1.0" in proc.stdout and "demo/api@1.0" in proc.stdout
