@@ -18,6 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / ".tmp" / "collections")]
+# Whole runs are timed as users run them: without the -vvvv the test suite uses for its secret scan
+# (tests.integration.runner reads this when imported, after this module).
+os.environ.setdefault("REGOPS_TEST_VERBOSITY", "0")
 OUT = ROOT / ".tmp" / "bench"
 
 

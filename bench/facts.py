@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,22 @@ def walk(session, repo: str, digests) -> tuple[list[str], list[str]]:
         if data.get("config", {}).get("digest") and data["config"]["digest"] not in configs:
             configs.append(data["config"]["digest"])
     return manifests, configs
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def counting_cpu(pid: int, func, seconds: list):
+    """``func``, noting in ``seconds`` the registry CPU time each call costs."""
+    def run():
+        before = cpu_seconds(pid)
+        outcome = func()
+        seconds.append(cpu_seconds(pid) - before)
+        return outcome
+    return run
 
 
 def curl_config(path: Path, urls: list[str]) -> Path:
@@ -107,6 +125,10 @@ def main() -> int:
                 {"registry": lab.url, "repository": repo, "expected": len(tag_list)})])
             assert proc.returncode == 0, proc.stdout[-2000:]
 
+        def ansible_floor():
+            proc = run_ansible("ansible-playbook", [str(ROOT / "bench" / "facts_floor.yml")])
+            assert proc.returncode == 0, proc.stdout[-2000:]
+
         def skopeo_loop():
             for tag in tag_list:
                 subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--no-tags", f"docker://{lab.host}/{repo}:{tag}"],
@@ -124,12 +146,17 @@ def main() -> int:
         cases = {
             "regops module work (in-process, 1 call)": module_work,
             "regops ansible-playbook run (1 task)": playbook_run,
+            "ansible-playbook alone (same play, no-op task)": ansible_floor,
             "skopeo inspect loop": skopeo_loop,
             "python-dxf (1 session, configs cached)": dxf_loop,
             "curl keep-alive floor (sequential)": lambda: curl(False),
             "curl --parallel 16 (concurrent floor)": lambda: curl(True),
         }
-        rows = summarise(measure_rounds(cases, args.rounds))
+        registry_cpu: dict[str, list[float]] = {name: [] for name in cases}
+        rows = summarise(measure_rounds({name: counting_cpu(lab.pid, func, registry_cpu[name])
+                                         for name, func in cases.items()}, args.rounds))
+        cpu_note = "Registry CPU time per run (median, user + system, from /proc): " + ", ".join(
+            f"{name} {statistics.median(seconds):.2f} s" for name, seconds in registry_cpu.items())
         group = f"{len(tag_list)} tags, {len(manifests)} distinct manifests"
         write_results("facts", "Facts for 1,000 tags", {group: rows},
                       {group: ["skopeo inspect loop", "python-dxf (1 session, configs cached)",
@@ -137,7 +164,11 @@ def main() -> int:
                       ["The curl floors know every URL in advance (tags, manifests and configs) and only fetch; "
                        "the others discover them as they go.",
                        "skopeo inspect and python-dxf GET each tag's manifest; regops sends a HEAD per tag and GETs "
-                       "each distinct manifest and config once, 16 at a time."],
+                       "each distinct manifest and config once, 16 at a time.",
+                       cpu_note,
+                       "The whole run cannot go below Ansible's share (the no-op row) plus the registry's work spread "
+                       "over the cores: the 10x-of-skopeo target of issue 6 would need the rest to fit in the "
+                       "difference."],
                       rounds=args.rounds, tags=len(tag_list))
     finally:
         lab.close()

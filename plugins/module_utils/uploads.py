@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 from typing import Iterator
 
@@ -129,12 +131,21 @@ def file_digest(path: str) -> tuple[str, int]:
 
 def upload_file(client, repository: str, path: str, *, digest: str | None = None,
                 chunk_size: int = DEFAULT_CHUNK_SIZE, check_mode: bool = False) -> BlobResult:
-    """Upload a local file as a blob: monolithic (POST + PUT) up to ``chunk_size``, chunked PATCHes above."""
+    """Upload a local file as a blob: monolithic (POST + PUT) up to ``chunk_size``, chunked PATCHes above.
+
+    The file is hashed first: the digest says whether the registry already has it. When the caller gives the
+    digest, the registry is asked with it instead, and a large file's chunks go out while another thread hashes it
+    (the digest is only needed to close the upload), so hashing costs no time; a file that is not what the digest
+    says is refused all the same, and its upload cancelled.
+    """
+    size = os.path.getsize(path)
+    overlap = bool(digest) and size > chunk_size and not check_mode
+    present = overlap and client.head_blob(repository, digest) is not None
+    if overlap and not present:
+        return _upload_chunks_while_hashing(client, repository, path, size, digest, chunk_size)
     actual, size = file_digest(path)
-    if digest and digest != actual:
-        raise RegistryError(f"the file {path} hashes to {actual}, not the expected {digest}",
-                            operation=f"uploading {path}")
-    if client.head_blob(repository, actual) is not None:
+    _check_file_digest(path, digest, actual)
+    if present or client.head_blob(repository, actual) is not None:
         return BlobResult(actual, size, "exists", False)
     if check_mode:
         return BlobResult(actual, size, "uploaded", True)
@@ -153,6 +164,28 @@ def upload_file(client, repository: str, path: str, *, digest: str | None = None
         client.cancel_upload(location, repository)
         raise
     return BlobResult(actual, size, "uploaded", True)
+
+
+def _check_file_digest(path: str, expected: str | None, actual: str) -> None:
+    if expected and expected != actual:
+        raise RegistryError(f"the file {path} hashes to {actual}, not the expected {expected}",
+                            operation=f"uploading {path}")
+
+
+def _upload_chunks_while_hashing(client, repository: str, path: str, size: int, digest: str,
+                                 chunk_size: int) -> BlobResult:
+    """Chunked upload with the file hashed alongside; closed only if the file hashes to ``digest``."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(file_digest, path)
+        location = client.start_upload(repository)
+        try:
+            location = _upload_chunks(client, repository, location, path, size, chunk_size)
+            _check_file_digest(path, digest, hashing.result()[0])
+            client.finish_upload(location, repository, digest)
+        except BaseException:
+            client.cancel_upload(location, repository)
+            raise
+    return BlobResult(digest, size, "uploaded", True)
 
 
 def _upload_chunks(client, repository: str, location: str, path: str, size: int, chunk_size: int) -> str:

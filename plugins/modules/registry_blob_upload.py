@@ -26,11 +26,14 @@ options:
     type: str
     required: true
   path:
-    description: A local file to upload as one blob. Mutually exclusive with O(digest) and O(blobs).
+    description: A local file to upload as one blob. Mutually exclusive with O(source) and O(blobs).
     type: path
   digest:
     description:
-      - With O(source), the digest of the blob to mount or copy. With O(path), the digest the file must have.
+      - With O(source), the digest of the blob to mount or copy.
+      - With O(path), the digest the file must have (C(sha256:...)); a file that hashes to anything else is refused.
+        Knowing it saves time on a large file, which is then hashed while its chunks are already being sent
+        instead of before; the registry is asked for the blob by this digest first either way.
     type: str
   source:
     description:
@@ -48,7 +51,7 @@ options:
         description: Local file.
         type: path
       digest:
-        description: Blob digest.
+        description: Blob digest (as O(digest)).
         type: str
       source:
         description: Source repository (or C(host/repository)) for O(blobs[].digest).

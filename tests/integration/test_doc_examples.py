@@ -169,25 +169,28 @@ def as_plays(name: str, data, labs: dict) -> list | None:
         return [{"name": name, "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
 
     if isinstance(data, list):
-        plays = data if all(is_play(item) for item in data) else play(data)
-    elif is_prune_policy(data):
-        plays = play([{"block": [{"name": f"Plan {name}", "ansible.builtin.include_role": {"name": "regops.registry.prune"},
-                                  "vars": {"prune_registry": labs["prod"].host, "prune_repositories": ["^ci/"], **data}}],
-                       "check_mode": True}])
-    elif isinstance(data, dict) and data and all("lookup(" in str(v) for v in data.values()):
-        plays = play([{"ansible.builtin.set_fact": data}])
-    elif isinstance(data, dict) and ("plugin" in data or "targets" in data):
+        return data if all(is_play(item) for item in data) else play(data)
+    if is_prune_policy(data):
+        role = {"name": f"Plan {name}", "ansible.builtin.include_role": {"name": "regops.registry.prune"},
+                "vars": {"prune_registry": labs["prod"].host, "prune_repositories": ["^ci/"], **data}}
+        return play([{"block": [role], "check_mode": True}])
+    if is_lookup_vars(data):
+        return play([{"ansible.builtin.set_fact": data}])
+    if isinstance(data, dict) and ("plugin" in data or "targets" in data):
         return None
-    else:
-        raise AssertionError(f"{name}: an example of a kind this test does not know how to run")
-    return plays
+    raise AssertionError(f"{name}: an example of a kind this test does not know how to run")
 
 
-def run_order(name: str, text: str) -> int:
+def is_lookup_vars(data) -> bool:
+    return isinstance(data, dict) and bool(data) and all("lookup(" in str(value) for value in data.values())
+
+
+def run_order(text: str) -> int:
     """Examples that pin facts first, promotions next, prunes (which delete) last; docs order within each."""
-    if "set_fact" in text or "lookup(" in text.split("\n", 1)[0]:
+    data = yaml.safe_load(text)
+    if "set_fact" in text or is_lookup_vars(data):
         return 0
-    return 2 if "regops.registry.prune" in text or is_prune_policy(yaml.safe_load(text)) else 1
+    return 2 if "regops.registry.prune" in text or is_prune_policy(data) else 1
 
 
 def capture(name: str) -> dict:
@@ -199,36 +202,49 @@ def capture(name: str) -> dict:
          "vars": {"__note": note}}]}
 
 
-def test_every_example_runs(doc_labs, tmp_path):
-    prod, staging, work = doc_labs["prod"], doc_labs["staging"], doc_labs["work"]
-    seeded = seed_doc_labs(prod, staging)
-    texts = sorted(((name, on_labs(text, doc_labs)) for name, text in example_texts()),
-                   key=lambda item: run_order(*item))
+def write_playbooks(texts: list[tuple[str, str]], labs: dict, tmp_path: Path) -> tuple[list[Path], list, list]:
+    """A playbook file per runnable example (with its capture play); the result samples and inventory configs."""
     paths, samples, inventories = [], [], []
     for name, text in texts:
-        plays = as_plays(name, yaml.safe_load(text), doc_labs)
+        data = yaml.safe_load(text)
+        plays = as_plays(name, data, labs)
         if plays is None:
-            (inventories if "plugin" in text else samples).append((name, yaml.safe_load(text)))
+            (inventories if "plugin" in data else samples).append((name, data))
             continue
         path = tmp_path / f"{len(paths):02d}.yml"
         path.write_text(f"# {name}\n" + yaml.safe_dump([*plays, capture(name)], sort_keys=False))
         paths.append(path)
-    facts = work / "facts.json"
-    keep = ["app_image", "image", "arm64", "tested_digest", "doc_notes"]
+    return paths, samples, inventories
+
+
+def facts_playbook(tmp_path: Path, dest: Path, names: list[str]) -> Path:
+    """The last playbook: the facts the examples set (None when unset), as JSON in ``dest``."""
+    values = {name: f"{{{{ {name} | default(None) }}}}" for name in names}
     path = tmp_path / "zz-facts.yml"
     path.write_text(yaml.safe_dump([{"name": "Write out the facts the examples set", "hosts": "localhost",
-                                     "gather_facts": False, "tasks": [{"ansible.builtin.copy": {
-                                         "dest": str(facts), "mode": "0600",
-                                         "content": "{{ __facts | to_json }}"},
-                                         "vars": {"__facts": {k: f"{{{{ {k} | default(None) }}}}" for k in keep}}}]}]))
+                                     "gather_facts": False, "tasks": [{
+                                         "ansible.builtin.copy": {"dest": str(dest), "mode": "0600",
+                                                                  "content": "{{ __facts | to_json }}"},
+                                         "vars": {"__facts": values}}]}]))
+    return path
+
+
+def test_every_example_runs(doc_labs, tmp_path):
+    prod, staging, work = doc_labs["prod"], doc_labs["staging"], doc_labs["work"]
+    seeded = seed_doc_labs(prod, staging)
+    texts = sorted(((name, on_labs(text, doc_labs)) for name, text in example_texts()),
+                   key=lambda item: run_order(item[1]))
+    paths, samples, inventories = write_playbooks(texts, doc_labs, tmp_path)
+    facts = work / "facts.json"
+    paths.append(facts_playbook(tmp_path, facts, ["app_image", "image", "arm64", "tested_digest", "doc_notes"]))
     passwords = {"registry_password": prod.users["ci"], "vault_registry_password": prod.users["ci"],
                  "vault_staging_password": staging.users["ci"], "vault_prod_password": prod.users["deployer"],
                  "vault_pruner_password": prod.users["pruner"], "ci_commit_sha": COMMIT}
     (tmp_path / "vars.json").write_text(json.dumps(passwords))
-    proc = run_ansible("ansible-playbook", [*map(str, paths), str(path), "-e", f"@{tmp_path / 'vars.json'}"],
+    proc = run_ansible("ansible-playbook", [*map(str, paths), "-e", f"@{tmp_path / 'vars.json'}"],
                        env=doc_labs["env"])
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert len(paths) >= 12
+    assert len(paths) >= 13
     warnings = {line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("[WARNING]")}
     assert warnings <= {"[WARNING]: Could not match supplied host pattern, ignoring: registry_host"}, warnings
     got = json.loads(facts.read_text())

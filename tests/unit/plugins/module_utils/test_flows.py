@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.regops.registry.plugins.module_utils import client as client_module
 from ansible_collections.regops.registry.plugins.module_utils import deletion
 from ansible_collections.regops.registry.plugins.module_utils.copy import copy_image
+from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.reference import OCI_INDEX, OCI_MANIFEST
 from ansible_collections.regops.registry.plugins.module_utils.uploads import file_digest, transfer_blob, upload_file
 from tests.unit.plugins.module_utils.fake_registry import MemoryRegistry, make_client
@@ -98,6 +99,33 @@ def test_chunked_upload_resumes_after_interruption(tmp_path):  # EP-28, EP-29
     assert len([s for s in adapter.sent if s.method == "GET" and "/blobs/uploads/" in s.url]) == 1  # one status request
     again = upload_file(client, "a", str(path), chunk_size=1 << 20)  # EP-32
     assert again.how == "exists" and not again.changed
+
+
+def test_upload_with_a_given_digest_hashes_alongside_the_chunks(tmp_path):
+    registry = MemoryRegistry()
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(range(256)) * 4096 * 3)  # 3 MiB: three chunks
+    digest, size = file_digest(str(path))
+    client, adapter = make_client(registry.route)
+    result = upload_file(client, "a", str(path), digest=digest, chunk_size=1 << 20)
+    assert (result.digest, result.size, result.how) == (digest, size, "uploaded")
+    assert registry.blobs["a"][digest] == path.read_bytes()
+    assert [s.method for s in adapter.sent] == ["GET", "HEAD", "POST", "PATCH", "PATCH", "PATCH", "PUT"]
+    sent = len(adapter.sent)
+    again = upload_file(client, "a", str(path), digest=digest, chunk_size=1 << 20)  # present: the file is still checked
+    assert again.how == "exists" and [s.method for s in adapter.sent[sent:]] == ["HEAD"]
+
+
+def test_upload_with_a_wrong_digest_is_refused_and_cancelled(tmp_path):
+    registry = MemoryRegistry()
+    path = tmp_path / "blob"
+    path.write_bytes(b"x" * (3 << 20))
+    wrong = "sha256:" + "0" * 64
+    client, adapter = make_client(registry.route)
+    with pytest.raises(RegistryError, match="hashes to sha256:.*not the expected sha256:0000"):
+        upload_file(client, "a", str(path), digest=wrong, chunk_size=1 << 20)
+    assert not registry.blobs.get("a") and not registry.uploads  # nothing stored, the session cancelled
+    assert adapter.sent[-1].method == "DELETE" and "/blobs/uploads/" in adapter.sent[-1].url
 
 
 def test_mount_declined_streams_through_the_session():  # EP-31
