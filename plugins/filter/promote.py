@@ -4,16 +4,16 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 
 def promote_summary(result: dict) -> dict:
     """One registered registry_manifest write (a loop item) -> what happened to that target."""
-    item = result.get("item") or {}
     blobs = Counter(b.get("how") for b in result.get("blobs") or [])
     manifests = result.get("manifests") or []
     return {
-        "target": item.get("canonical"),
+        "target": _target(result),
         "digest": result.get("digest"),
         "previous_digest": result.get("previous_digest"),
         "changed": bool(result.get("changed")),
@@ -21,6 +21,19 @@ def promote_summary(result: dict) -> dict:
                   "exists": blobs.get("exists", 0)},
         "manifests_written": len([m for m in manifests if m.get("how") == "written"]),
     }
+
+
+def _target(result: dict) -> str | None:
+    """The promote role loops over parsed references (``item.canonical``); a playbook's own loop has the target in
+    the task's arguments."""
+    item = result.get("item")
+    if isinstance(item, dict) and item.get("canonical"):
+        return item["canonical"]
+    args = (result.get("invocation") or {}).get("module_args") or {}
+    if args.get("repository") and args.get("tag"):
+        registry = re.sub(r"^https?://", "", str(args.get("registry") or "")).rstrip("/")
+        return f"{registry + '/' if registry else ''}{args['repository']}:{args['tag']}"
+    return item if isinstance(item, str) else None
 
 
 class FilterModule:

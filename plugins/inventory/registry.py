@@ -154,11 +154,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             workers = concurrency(self.get_option("concurrency"))
             client = build_client(self.get_option, warn=self.display.warning)
             try:
-                repositories = self._repositories(client, patterns)
+                repositories, catalogued = self._repositories(client, patterns)
                 gatherer = FactsGatherer(client, workers)
                 hosts = []
                 for repository in repositories:
-                    tags = client.list_tags(repository)
+                    try:
+                        tags = client.list_tags(repository)
+                    except RegistryError as exc:
+                        # The catalog also lists repositories holding only blobs (layers pushed or mounted before
+                        # any manifest): they have no tags. A repository named in the options must exist.
+                        if exc.status == 404 and repository in catalogued:
+                            continue
+                        raise
                     tags = [t for t in tags if not tag_filters or any(p.search(t) for p in tag_filters)]
                     images = gatherer.tag_details(repository, tags)
                     if limit is not None:
@@ -175,15 +182,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError(f"regops.registry.registry inventory: {exc}") from None
 
     @staticmethod
-    def _repositories(client, patterns: list[str]) -> list[str]:
+    def _repositories(client, patterns: list[str]) -> tuple[list[str], set[str]]:
+        """The repositories to read, and those of them only found through the catalog."""
         names = [p for p in patterns if PLAIN_NAME.match(p) and REPOSITORY_RE.match(p)]
         regexes = compile_regexes([p for p in patterns if p not in names], "repositories")
         for name in names:
             validate_repository(name)
-        found = set(names)
+        catalogued = set()
         if regexes:
-            found.update(r for r in client.catalog() if any(p.fullmatch(r) for p in regexes))
-        return sorted(found)
+            catalogued = {r for r in client.catalog() if any(p.fullmatch(r) for p in regexes)} - set(names)
+        return sorted(set(names) | catalogued), catalogued
 
     def _populate(self, hosts: list[dict]) -> None:
         strict = self.get_option("strict")

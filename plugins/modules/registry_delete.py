@@ -103,7 +103,7 @@ EXAMPLES = r"""
     registry: registry.example.com
     repository: team/app
     digests:
-      - sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945
+      - sha256:b7c1e402dc8ce4298fceded9ac3f12cf16dc228b81c4ca7326ae4243ced0b50f
   diff: true
 
 - name: Delete what a plan made earlier says, but never a tag the plan keeps
@@ -119,7 +119,7 @@ EXAMPLES = r"""
     registry: registry.example.com
     repositories:
       - {repository: team/app, tags: [pr-1234, pr-1235]}
-      - {repository: team/worker, digests: ["sha256:9a1b..."], protect_tags: [stable]}
+      - {repository: team/worker, digests: ["sha256:b5e93cc391e4d304fa6a31385313cbdec55915f4041733f914da42db076d72de"], protect_tags: [stable]}
 """
 
 RETURN = r"""

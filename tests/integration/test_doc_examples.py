@@ -31,26 +31,23 @@ ROLE_TERMS = {"prune_keep_latest": "keep_latest", "prune_group_by": "group_by", 
 
 
 def example_texts() -> list[tuple[str, str]]:
-    return [(f"{source} example {number}", match.group(1))
-            for source in SOURCES for number, match in enumerate(BLOCK.finditer((ROOT / source).read_text()), 1)]
-
-
-def examples() -> list[tuple[str, object]]:
-    return [(name, yaml.safe_load(text)) for name, text in example_texts()]
-
-
-def plugin_examples() -> list[tuple[str, object]]:
-    """The EXAMPLES of every module and plugin: snippets with placeholder digests and files, so checked, not run."""
-    found = []
-    for path in sorted((ROOT / "plugins").glob("*/*.py")) + sorted((ROOT / "plugins" / "filter").glob("*.yml")):
+    """The README's, guides' and role READMEs' YAML blocks, then every plugin's and module's EXAMPLES (filters first:
+    a module example may use what a filter example planned)."""
+    found = [(f"{source} example {number}", match.group(1))
+             for source in SOURCES for number, match in enumerate(BLOCK.finditer((ROOT / source).read_text()), 1)]
+    for path in sorted((ROOT / "plugins" / "filter").glob("*.yml")) + sorted((ROOT / "plugins").glob("*/*.py")):
         if path.suffix == ".yml":
             text = (yaml.safe_load(path.read_text()) or {}).get("EXAMPLES")
         else:
             text = next((ast.literal_eval(node.value) for node in ast.parse(path.read_text()).body
                          if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "EXAMPLES"), None)
         if text:
-            found.append((f"{path.relative_to(ROOT)} EXAMPLES", yaml.safe_load(text)))
+            found.append((f"{path.relative_to(ROOT)} EXAMPLES", text))
     return found
+
+
+def examples() -> list[tuple[str, object]]:
+    return [(name, yaml.safe_load(text)) for name, text in example_texts()]
 
 
 def is_play(item) -> bool:
@@ -59,7 +56,7 @@ def is_play(item) -> bool:
 
 def test_every_playbook_and_task_list_passes_syntax_check(tmp_path):
     paths = []
-    for name, data in examples() + plugin_examples():
+    for name, data in examples():
         if not isinstance(data, list):
             continue
         plays = data if all(is_play(item) for item in data) else [{"hosts": "localhost", "gather_facts": False,
@@ -93,7 +90,7 @@ def test_the_inventory_examples_use_only_options_the_plugin_has():
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)["regops.registry.registry"]["doc"]
     options = set(doc["options"])  # with the doc fragments' (connection, constructed, inventory cache)
-    configs = [(name, data) for name, data in examples() + plugin_examples()
+    configs = [(name, data) for name, data in examples()
                if isinstance(data, dict) and data.get("plugin") == "regops.registry.registry"]
     assert len(configs) >= 2
     for name, config in configs:
@@ -103,7 +100,12 @@ def test_the_inventory_examples_use_only_options_the_plugin_has():
 # --- running every example ---------------------------------------------------------------------------------------
 
 COMMIT = "3f2a9c1"  # the ci_commit_sha of the promotion guide: the tag CI gave the tested image
-DOC_USERS = ("alice", "ci", "deployer", "pruner")
+DOC_USERS = ("alice", "ci", "deployer", "pruner", "reader")
+# Digests the module EXAMPLES write out: a layer, an image of team/app and one of team/worker (replaced by the
+# seeded ones, as the host names are)
+LAYER_PLACEHOLDER = "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"
+IMAGE_PLACEHOLDER = "sha256:b7c1e402dc8ce4298fceded9ac3f12cf16dc228b81c4ca7326ae4243ced0b50f"
+WORKER_PLACEHOLDER = "sha256:b5e93cc391e4d304fa6a31385313cbdec55915f4041733f914da42db076d72de"
 CI_REPOS = {  # tags in creation order (oldest first): branches of numbered builds and releases
     "ci/web": ["v1.0.0", *[f"feature-{n}" for n in range(1, 4)], *[f"main-{n}" for n in range(1, 15)]],
     "ci/api": [*[f"main-{n}" for n in range(1, 9)], "v2.0.0", *[f"main-{n}" for n in range(9, 13)]],
@@ -131,10 +133,17 @@ def doc_labs(tmp_path_factory):
 
 def seed_doc_labs(prod, staging) -> dict:
     """What the examples name: team/app:1.4.2 (two platforms), the tested image (tag COMMIT) on staging and, as
-    earlier promotions left it, on the production registry, CI branches to prune, demo repositories to inventory."""
+    earlier promotions left it, on the production registry, CI branches to prune, demo repositories to inventory,
+    and for the module examples a layer in team/base (and on staging), images to delete in team/app and team/worker."""
     on_prod, on_staging = seed.session_for(prod), seed.session_for(staging)
     app = seed.push_index(on_prod, "team/app", "1.4.2")
     seed.push_image(on_prod, "team/app", "1.4.1", created="2024-01-01T00:00:00Z", seed=7)
+    doomed = {tag: seed.push_image(on_prod, "team/app", tag, seed=8 + n)["digest"]
+              for n, tag in enumerate(("old-build", "pr-1234", "pr-1235"))}
+    seed.push_image(on_prod, "team/worker", "stable", seed=20)
+    worker_old = seed.push_image(on_prod, "team/worker", "old", seed=21)["digest"]
+    layer = seed.random_bytes(4096, 30)
+    assert seed.push_blob(on_prod, "team/base", layer) == seed.push_blob(on_staging, "team/app", layer)
 
     def tested(session, repo):
         return seed.push_index(session, repo, COMMIT, created="2024-06-01T00:00:00Z", seed=300)["digest"]
@@ -145,21 +154,31 @@ def seed_doc_labs(prod, staging) -> dict:
         for day, tag in enumerate(tags, 1):
             seed.push_image(on_prod, repo, tag, created=f"2024-02-{day:02d}T00:00:00Z", seed=1000 + day,
                             layer_sizes=(256,))
-    for repo in ("demo/web", "demo/api"):
+    for repo in ("demo/web", "demo/api", "demo/multi"):
         seed.push_index(on_prod, repo, "1.0", seed=500)
-    return {"app": app, "tested": digests.pop()}
+    return {"app": app, "tested": digests.pop(), "doomed": doomed, "worker_old": worker_old,
+            "layer": seed.sha256(layer)}
 
 
-def on_labs(text: str, labs: dict) -> str:
-    """The example with the docs' hosts and paths pointed at the labs and a scratch directory."""
-    work = labs["work"]
-    for name, lab in (("registry.example.com", labs["prod"]), ("staging.example.com", labs["staging"]),
-                      ("ci.example.com", labs["staging"])):
-        text = text.replace(name, lab.host)
-    return (text.replace("http://127.0.0.1:5000", labs["prod"].url)
-            .replace("~/.cache/regops-registry-inventory", str(work / "inventory-cache"))
-            .replace("/var/log/registry/", f"{work}/reports/")
-            .replace("prune_report_path: reports/", f"prune_report_path: {work}/reports/"))
+def replacements(labs: dict, seeded: dict) -> list[tuple[str, str]]:
+    """What the examples name, in the order to replace it (longer host names first), and what stands in for it:
+    the labs, the seeded digests, files in a scratch directory."""
+    prod, staging, work = labs["prod"].host, labs["staging"].host, labs["work"]
+    return [("prod-registry.example.com", prod), ("ci-registry.example.com", staging),
+            ("staging.example.com", staging), ("ci.example.com", staging), ("registry.example.com", prod),
+            ("http://127.0.0.1:5000", labs["prod"].url), ("127.0.0.1:5000", prod),
+            (LAYER_PLACEHOLDER, seeded["layer"]), (IMAGE_PLACEHOLDER, seeded["doomed"]["old-build"]),
+            (WORKER_PLACEHOLDER, seeded["worker_old"]), ("/tmp/layer.tar.gz", str(work / "layer.tar.gz")),
+            ("~/.cache/regops-registry-inventory", str(work / "inventory-cache")),
+            ("/var/log/registry/", f"{work}/reports/"), ("prune_report_path: reports/", f"prune_report_path: {work}/reports/"),
+            ("dest: prune-report.md", f"dest: {work}/reports/retention.md")]
+
+
+def on_labs(text: str, replace: list[tuple[str, str]]) -> str:
+    """The example with the docs' hosts, digests and paths pointed at the labs and a scratch directory."""
+    for old, new in replace:
+        text = text.replace(old, new)
+    return text
 
 
 def as_plays(name: str, data, labs: dict) -> list | None:
@@ -186,9 +205,10 @@ def is_lookup_vars(data) -> bool:
 
 
 def run_order(text: str) -> int:
-    """Examples that pin facts first, promotions next, prunes (which delete) last; docs order within each."""
+    """Examples that pin facts with the lookup first, the rest next, prunes (which delete most) last; docs order
+    within each."""
     data = yaml.safe_load(text)
-    if "set_fact" in text or is_lookup_vars(data):
+    if "lookup('regops.registry.digest'" in text and "regops.registry.registry_" not in text:
         return 0
     return 2 if "regops.registry.prune" in text or is_prune_policy(data) else 1
 
@@ -232,19 +252,22 @@ def facts_playbook(tmp_path: Path, dest: Path, names: list[str]) -> Path:
 def test_every_example_runs(doc_labs, tmp_path):
     prod, staging, work = doc_labs["prod"], doc_labs["staging"], doc_labs["work"]
     seeded = seed_doc_labs(prod, staging)
-    texts = sorted(((name, on_labs(text, doc_labs)) for name, text in example_texts()),
+    (work / "layer.tar.gz").write_bytes(seed.random_layer(300_000, 31, tar_gzip=True))
+    replace = replacements(doc_labs, seeded)
+    texts = sorted(((name, on_labs(text, replace)) for name, text in example_texts()),
                    key=lambda item: run_order(item[1]))
     paths, samples, inventories = write_playbooks(texts, doc_labs, tmp_path)
     facts = work / "facts.json"
     paths.append(facts_playbook(tmp_path, facts, ["app_image", "image", "arm64", "tested_digest", "doc_notes"]))
     passwords = {"registry_password": prod.users["ci"], "vault_registry_password": prod.users["ci"],
                  "vault_staging_password": staging.users["ci"], "vault_prod_password": prod.users["deployer"],
-                 "vault_pruner_password": prod.users["pruner"], "ci_commit_sha": COMMIT}
+                 "vault_pruner_password": prod.users["pruner"], "staging_password": staging.users["reader"],
+                 "ci_registry_password": staging.users["ci"], "ci_commit_sha": COMMIT}
     (tmp_path / "vars.json").write_text(json.dumps(passwords))
     proc = run_ansible("ansible-playbook", [*map(str, paths), "-e", f"@{tmp_path / 'vars.json'}"],
                        env=doc_labs["env"])
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-    assert len(paths) >= 13
+    assert len(paths) >= 20
     warnings = {line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("[WARNING]")}
     assert warnings <= {"[WARNING]: Could not match supplied host pattern, ignoring: registry_host"}, warnings
     got = json.loads(facts.read_text())
@@ -259,8 +282,18 @@ def test_every_example_runs(doc_labs, tmp_path):
     # promotions: every target holds the tested digest, as the registries themselves say
     on_prod, on_staging = seed.session_for(prod), seed.session_for(staging)
     for session, ref in [(on_prod, "prod/app:1.4.2"), (on_prod, "prod/app:stable"), (on_prod, "team/app:1.5.0"),
+                         (on_prod, "prod/app:1.4"), (on_prod, "prod/app:1"),
                          (on_staging, "team/app:1.4.2"), (on_staging, "prod/app:1.4.2")]:
         assert seed.head_manifest(session, *ref.split(":")) == tested, ref
+    assert seed.head_manifest(on_prod, "team/app", "stable") == app["digest"]  # the retag example
+
+    # the module examples' uploads and deletes: the layer mounted and copied in, the doomed tags and digests gone
+    assert seed.blob_exists(on_prod, "team/app", seeded["layer"])
+    assert seed.blob_exists(on_prod, "team/app", seed.sha256((work / "layer.tar.gz").read_bytes()))
+    left = seed.tag_map(on_prod, "team/app")
+    assert not set(seeded["doomed"]) & set(left) and "1.4.2" in left and "1.4.1" in left, left
+    assert seed.tag_map(on_prod, "team/worker") == {"stable": seed.head_manifest(on_prod, "team/worker", "stable")}
+    assert seed.head_manifest(on_prod, "team/worker", seeded["worker_old"]) is None
     notes = {note["example"]: note for note in got["doc_notes"]}
     canary = notes["docs/promoting-images.md example 4"]["promote_result"]["targets"][0]
     assert canary["blobs"]["uploaded"] == 0 and canary["blobs"]["mounted"] > 0, canary  # mounted from the canary
@@ -276,12 +309,20 @@ def test_every_example_runs(doc_labs, tmp_path):
         assert sorted(seed.list_tags(on_prod, repo)) == sorted(tags[-10:]), repo
     assert sorted(p.name for p in (work / "reports").iterdir()) == sorted(
         [f"prune-{datetime.date.today():%Y%m%d}.json", f"prune-{datetime.date.today():%Y%m%d}.md",
-         "prune.json", "prune.md"])
+         "prune.json", "prune.md", "retention.md"])
 
-    # the inventory example: images as hosts, keyed groups per architecture
-    [(name, _config)] = inventories
-    config = work / "docs.registry.yml"
-    config.write_text(dict(texts)[name])
-    proc = run_ansible("ansible-inventory", ["-i", str(config), "--graph"], local=False, env=doc_labs["env"])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "@arch_arm64:" in proc.stdout and "demo/web@1.0" in proc.stdout and "demo/api@1.0" in proc.stdout
+    # the inventory examples: images as hosts, keyed groups per architecture (the plugin's own as user reader)
+    graphs = {}
+    for number, (name, _config) in enumerate(inventories):
+        config = work / f"example{number}.registry.yml"
+        config.write_text(dict(texts)[name])
+        env = {**doc_labs["env"], "REGOPS_REGISTRY_PASSWORD": prod.users["reader"]} if "username:" in config.read_text() \
+            else doc_labs["env"]
+        proc = run_ansible("ansible-inventory", ["-i", str(config), "--graph"], local=False, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        graphs[name] = proc.stdout
+    assert len(graphs) == 2
+    guide, plugin = graphs["docs/gathering-facts.md example 3"], graphs["plugins/inventory/registry.py EXAMPLES"]
+    assert "@arch_arm64:" in guide and "demo/web@1.0" in guide and "demo/api@1.0" in guide
+    # team/base (only a layer, no tag) is in the catalog and matches team/.*: skipped, not a failed inventory
+    assert "@arch_amd64:" in plugin and "team/app@1.4.2" in plugin and "@vendor_none:" in plugin

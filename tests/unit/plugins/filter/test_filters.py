@@ -28,3 +28,12 @@ def test_promote_summary_counts_blob_outcomes():
               "manifests": [{"how": "exists"}, {"how": "written"}]}
     assert promote_summary(result) == {"target": "r/x:1", "digest": "sha256:1", "previous_digest": None, "changed": True,
                                        "blobs": {"mounted": 2, "uploaded": 0, "exists": 1}, "manifests_written": 1}
+
+
+def test_promote_summary_of_a_playbooks_own_loop_names_the_target_from_the_task_arguments():
+    result = {"item": "1.4", "digest": "sha256:1", "changed": False, "blobs": [], "manifests": [],
+              "invocation": {"module_args": {"registry": "https://registry.example.com/", "repository": "prod/app",
+                                             "tag": "1.4"}}}
+    summary = promote_summary(result)
+    assert summary["target"] == "registry.example.com/prod/app:1.4" and summary["blobs"]["mounted"] == 0
+    assert promote_summary({"item": "1.4"})["target"] == "1.4"  # no arguments registered (no_log): the item itself
