@@ -4,15 +4,11 @@
 # container: ansible-doc and ansible-lint run, ansible-test does not). Fails on any importer ERROR or WARNING.
 # Takes about 1 minute (plus about 30 s the first time, to create .tmp/release-venv).
 #
-# What ships (galaxy.yml build_ignore): everything needed to run the collection (plugins/, roles/, playbooks/,
-# meta/, requirements.txt, bindep.txt, README.md, CHANGELOG.md, changelogs/, docs/) and tests/. tests/ is kept on
-# purpose: Ansible's community guidelines expect the Galaxy artifact to match the tagged sources and the Ansible
-# package runs collections' tests from it; ansible-galaxy's default `manifest` directives include `tests **`, and
-# galaxy-importer looks for tests/sanity/ignore-*.txt in it. Left out: the tests' scratch and output files
-# (tests/output, tests/integration/inventory and integration_config.yml, .pytest_cache, .hypothesis, __pycache__,
-# *.pyc, logs), virtualenvs and .tmp/, and developer-only tooling that is not needed to run or test the content:
-# hacking/, .ci/, bench/ and .benchmarks/, demo/ (needs the test lab), Makefile, pytest.ini, .ansible-lint,
-# .gitignore and other dotfiles, and earlier tarballs.
+# What ships (galaxy.yml build_ignore): what is needed to run the collection and to read about it (plugins/, roles/,
+# playbooks/, meta/, requirements.txt, bindep.txt, README.md, COPYING, CHANGELOG.md, changelogs/, docs/). Left out:
+# tests/ (with its scratch and output files: the tests need this repository's lab, Makefile and tooling anyway, so
+# they are run from a clone), virtualenvs and .tmp/, and developer-only tooling: hacking/, .ci/, bench/, demo/ (needs
+# the test lab), Makefile, pytest.ini, .ansible-lint, .gitignore and other dotfiles, and earlier tarballs.
 set -euo pipefail
 # shellcheck source=hacking/release-lib.sh
 source "$(dirname "$0")/release-lib.sh"
@@ -30,7 +26,7 @@ echo "($(grep -vc '/$' "$out/files.txt") files, $(du -k "$tarball" | cut -f1) Ki
 
 fail=0
 # Nothing that is scratch, test output, a venv, dev tooling or CI may be inside.
-forbidden='(^|/)(\.tmp|\.venv|venv|\.tox|\.git|\.github|\.ci|hacking|bench|\.benchmarks|demo|\.hypothesis|\.pytest_cache|__pycache__|\.ruff_cache|\.mypy_cache|\.ansible|collections|tests/output)(/|$)'
+forbidden='(^|/)(\.tmp|\.venv|venv|\.tox|\.git|\.github|\.ci|hacking|bench|\.benchmarks|demo|\.hypothesis|\.pytest_cache|__pycache__|\.ruff_cache|\.mypy_cache|\.ansible|collections|tests)(/|$)'
 forbidden+='|\.(pyc|pyo|log|tar\.gz|orig|rej|swp)$|(^|/)(Makefile|pytest\.ini|\.ansible-lint|\.gitignore|importer_result\.json)$'
 forbidden+='|^tests/integration/(inventory|integration_config\.yml)$|^changelogs/\.plugin-cache\.yaml$'
 if grep -E "$forbidden" "$out/files.txt"; then
@@ -38,7 +34,7 @@ if grep -E "$forbidden" "$out/files.txt"; then
 fi
 # What must be inside for Galaxy, ansible-builder and ansible-test.
 for f in MANIFEST.json FILES.json README.md CHANGELOG.md meta/runtime.yml meta/execution-environment.yml \
-         requirements.txt bindep.txt plugins/modules/ roles/ tests/unit/; do
+         requirements.txt bindep.txt COPYING plugins/modules/ roles/ docs/docsite/links.yml; do
   grep -qxF "$f" "$out/files.txt" || { echo "FAIL: $f is missing from the tarball"; fail=1; }
 done
 

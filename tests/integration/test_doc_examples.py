@@ -1,9 +1,11 @@
-"""Every YAML example of the README, the guides and the role READMEs parses, means what it says, and runs.
+"""Every YAML example of the README, the guides, the role READMEs and the plugins' EXAMPLES parses, means what it
+says, and runs.
 
 Playbooks and task lists go through ``ansible-playbook --syntax-check`` (all in one run); prune policies through
-the retention planner (a wrong term or regex fails there); the inventory example through the plugin's own option
+the retention planner (a wrong term or regex fails there); the inventory examples through the plugin's own option
 list. Then every example runs, as written, against two TLS+Basic lab registries standing in for the hosts the
-docs name (``registry.example.com``, ``staging.example.com`` = ``ci.example.com``): see ``test_every_example_runs``.
+docs name, with the module examples' placeholder digests and files pointed at seeded ones: see
+``test_every_example_runs``.
 """
 
 from __future__ import annotations
