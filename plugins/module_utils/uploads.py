@@ -13,7 +13,7 @@ import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ansible_collections.regops.registry.plugins.module_utils.client import TransientReadError
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
@@ -177,9 +177,14 @@ def _upload_chunks_while_hashing(client, repository: str, path: str, size: int, 
     """Chunked upload with the file hashed alongside; closed only if the file hashes to ``digest``."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(file_digest, path)
+
+        def stop_if_mismatched() -> None:  # before each chunk: a wrong file stops the upload once hashed
+            if hashing.done():
+                _check_file_digest(path, digest, hashing.result()[0])
+
         location = client.start_upload(repository)
         try:
-            location = _upload_chunks(client, repository, location, path, size, chunk_size)
+            location = _upload_chunks(client, repository, location, path, size, chunk_size, stop_if_mismatched)
             _check_file_digest(path, digest, hashing.result()[0])
             client.finish_upload(location, repository, digest)
         except BaseException:
@@ -188,11 +193,14 @@ def _upload_chunks_while_hashing(client, repository: str, path: str, size: int, 
     return BlobResult(digest, size, "uploaded", True)
 
 
-def _upload_chunks(client, repository: str, location: str, path: str, size: int, chunk_size: int) -> str:
+def _upload_chunks(client, repository: str, location: str, path: str, size: int, chunk_size: int,
+                   before_chunk: Callable[[], None] | None = None) -> str:
     """PATCH chunk after chunk; after a failure ask the registry where it is and resume from there."""
     offset = 0
     resumes = 0
     while offset < size:
+        if before_chunk:
+            before_chunk()
         length = min(chunk_size, size - offset)
         body = FileSlice(path, offset, length)
         try:

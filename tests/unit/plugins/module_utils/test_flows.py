@@ -126,6 +126,7 @@ def test_upload_with_a_wrong_digest_is_refused_and_cancelled(tmp_path):
         upload_file(client, "a", str(path), digest=wrong, chunk_size=1 << 20)
     assert not registry.blobs.get("a") and not registry.uploads  # nothing stored, the session cancelled
     assert adapter.sent[-1].method == "DELETE" and "/blobs/uploads/" in adapter.sent[-1].url
+    assert not [s for s in adapter.sent if s.method == "PUT"]  # never closed under the wrong digest
 
 
 def test_mount_declined_streams_through_the_session():  # EP-31
