@@ -16,12 +16,15 @@ import datetime
 import json
 import re
 import secrets
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.runner import ROOT, run_ansible
+from tests.integration.runner import ROOT, ansible_env, run_ansible
 from tests.lab import seed
 from tests.lab.registry import start_registry
 
@@ -69,6 +72,23 @@ def test_every_playbook_and_task_list_passes_syntax_check(tmp_path):
     assert len(paths) >= 20
     proc = run_ansible("ansible-playbook", ["--syntax-check", *map(str, paths)])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_every_playbook_and_task_list_passes_ansible_lint_production(tmp_path):
+    """As a user would paste them: playbooks as written, task lists under a named play."""
+    for number, (name, text) in enumerate(example_texts()):
+        data = yaml.safe_load(text)
+        if not isinstance(data, list):
+            continue
+        body = text if all(is_play(item) for item in data) else (
+            "- name: Example\n  hosts: localhost\n  gather_facts: false\n  tasks:\n" + textwrap.indent(text, "    "))
+        (tmp_path / f"example{number:02d}.yml").write_text(f"---\n# {name}\n{body}")
+    files = sorted(str(path) for path in tmp_path.glob("*.yml"))
+    assert len(files) >= 20
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-lint"), "--offline", "--nocolor",
+                           "--profile", "production", *files], cwd=tmp_path, env=ansible_env(), capture_output=True,
+                          text=True, timeout=600, stdin=subprocess.DEVNULL, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
 def is_prune_policy(data) -> bool:
