@@ -167,7 +167,7 @@ def main() -> int:
                        "each distinct manifest and config once, 16 at a time.",
                        cpu_note,
                        "The whole run cannot go below Ansible's share (the no-op row) plus the registry's work spread "
-                       "over the cores: the 10x-of-skopeo target of issue 6 would need the rest to fit in the "
+                       "over the cores: a whole run 10x faster than the skopeo loop would need the rest to fit in the "
                        "difference."],
                       rounds=args.rounds, tags=len(tag_list))
     finally:

@@ -5,7 +5,7 @@ wait4) and as the whole ansible-playbook run, against python-dxf `push_blob` and
 of the file), each into a fresh repository of the same throwaway registry on 127.0.0.1. Like-for-like rows give
 every tool the digest (curl cannot hash); two more rows show regops and python-dxf hashing the file first. Not a test.
 
-    make bench            (or: .venv/bin/python bench/upload.py --rounds 3)
+    make bench            (or: .venv/bin/python bench/upload.py, 5 rounds by default)
 """
 
 from __future__ import annotations
