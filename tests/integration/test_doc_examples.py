@@ -59,31 +59,30 @@ def is_play(item) -> bool:
     return isinstance(item, dict) and ("hosts" in item or "import_playbook" in item)
 
 
-def test_every_playbook_and_task_list_passes_syntax_check(tmp_path):
-    paths = []
-    for name, data in examples():
-        if not isinstance(data, list):
-            continue
-        plays = data if all(is_play(item) for item in data) else [{"hosts": "localhost", "gather_facts": False,
-                                                                   "tasks": data}]
-        path = tmp_path / f"{len(paths):02d}.yml"
-        path.write_text(f"# {name}\n" + yaml.safe_dump(plays, sort_keys=False))
-        paths.append(path)
-    assert len(paths) >= 20
-    proc = run_ansible("ansible-playbook", ["--syntax-check", *map(str, paths)])
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-
-def test_every_playbook_and_task_list_passes_ansible_lint_production(tmp_path):
-    """As a user would paste them: playbooks as written, task lists under a named play."""
+def write_example_playbooks(directory: Path) -> list[str]:
+    """Every playbook and task list as a user would paste it: playbooks as written, task lists under a named play."""
+    files = []
     for number, (name, text) in enumerate(example_texts()):
         data = yaml.safe_load(text)
         if not isinstance(data, list):
             continue
         body = text if all(is_play(item) for item in data) else (
             "- name: Example\n  hosts: localhost\n  gather_facts: false\n  tasks:\n" + textwrap.indent(text, "    "))
-        (tmp_path / f"example{number:02d}.yml").write_text(f"---\n# {name}\n{body}")
-    files = sorted(str(path) for path in tmp_path.glob("*.yml"))
+        path = directory / f"example{number:02d}.yml"
+        path.write_text(f"---\n# {name}\n{body}")
+        files.append(str(path))
+    return files
+
+
+def test_every_playbook_and_task_list_passes_syntax_check(tmp_path):
+    paths = write_example_playbooks(tmp_path)
+    assert len(paths) >= 20
+    proc = run_ansible("ansible-playbook", ["--syntax-check", *paths])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_every_playbook_and_task_list_passes_ansible_lint_production(tmp_path):
+    files = write_example_playbooks(tmp_path)
     assert len(files) >= 20
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-lint"), "--offline", "--nocolor",
                            "--profile", "production", *files], cwd=tmp_path, env=ansible_env(), capture_output=True,
