@@ -76,13 +76,17 @@ notes:
 options:
   source_connection:
     description:
-      - Connection options for a source on another registry. Unset ones default to the module's own
-        O(validate_certs), O(ca_path), O(timeout), O(retries) and O(docker_config); credentials are never
-        taken over from the target registry.
+      - Connection options for a source on another registry: the same options as the module's own.
+      - Unset ones default to the module's own O(validate_certs), O(ca_path), O(timeout), O(retries) and
+        O(docker_config) (a Docker C(config.json) holds credentials per host, so the source host gets only its own
+        entry). Credentials (O(username), O(password), O(token)) and the client certificate (O(client_cert),
+        O(client_key)) are never taken over from the target registry.
     type: dict
     suboptions:
       registry:
-        description: URL of the source registry, to give its scheme (for example C(http://127.0.0.1:5001)).
+        description:
+          - URL of the source registry, to give its scheme (for example C(http://127.0.0.1:5001)).
+          - When not set, the host named in the source reference, over HTTPS.
         type: str
       username:
         description: Username on the source registry.
@@ -93,12 +97,30 @@ options:
       token:
         description: Pre-issued bearer token for the source registry.
         type: str
+      docker_config:
+        description:
+          - Docker C(config.json) to find the source registry's credentials in, when no O(source_connection.username)
+            or O(source_connection.token) is given.
+          - When not set, the module's own O(docker_config).
+        type: path
       validate_certs:
-        description: Verify the source registry's TLS certificate.
+        description: Verify the source registry's TLS certificate. When not set, the module's own O(validate_certs).
         type: bool
       ca_path:
-        description: CA bundle for the source registry; if not set, the environment variable E(REGOPS_REGISTRY_CA_PATH).
+        description: CA bundle for the source registry. When not set, the module's own O(ca_path).
         type: path
+      client_cert:
+        description: Client certificate (PEM) for mutual TLS with the source registry (never the target's).
+        type: path
+      client_key:
+        description: Key of O(source_connection.client_cert), when not in the same file.
+        type: path
+      timeout:
+        description: Per-request timeout in seconds on the source registry. When not set, the module's own O(timeout).
+        type: float
+      retries:
+        description: Retries of safe requests on the source registry. When not set, the module's own O(retries).
+        type: int
 """
 
     # For lookup and inventory plugins: the same options, also read from variables and the environment.

@@ -42,16 +42,31 @@ def connection_argument_spec() -> dict[str, dict]:
     }
 
 
+# What a second registry's client takes over from the module's own options when its ``source_connection`` leaves
+# them unset: how to trust and how long to wait. Credentials (username, password, token) and the client certificate
+# belong to one host and are never handed to another; ``docker_config`` is a map of host -> credentials, so the
+# same file answers for the other host with that host's own entry (or none).
+INHERITED_BY_SOURCE = ("validate_certs", "ca_path", "timeout", "retries", "docker_config")
+
+
 def source_connection_spec() -> dict:
-    """``source_connection``: a second registry's options (doc fragment ``regops.registry.connection.SOURCE``)."""
-    return {"type": "dict", "options": {
-        "registry": {"type": "str"},
-        "username": {"type": "str"},
-        "password": {"type": "str", "no_log": True},
-        "token": {"type": "str", "no_log": True},
-        "validate_certs": {"type": "bool"},
-        "ca_path": dict(CA_PATH),
-    }}
+    """``source_connection``: a second registry's options (doc fragment ``regops.registry.connection.SOURCE``).
+
+    The same options as the module's own, without defaults (unset ones are inherited, see INHERITED_BY_SOURCE),
+    without environment fallbacks (the module's own option already read them), and ``registry`` not required.
+    """
+    options = {}
+    for name, spec in connection_argument_spec().items():
+        options[name] = {k: v for k, v in spec.items() if k not in ("default", "required", "fallback")}
+    return {"type": "dict", "options": options}
+
+
+def source_options(own: Callable[[str], Any], source: dict | None) -> dict:
+    """The connection options of a second registry: ``source`` as given, the unset ones in INHERITED_BY_SOURCE
+    taken from the module's own options (read through ``own``)."""
+    options = {name: own(name) for name in INHERITED_BY_SOURCE}
+    options.update({k: v for k, v in (source or {}).items() if v is not None})
+    return options
 
 
 def build_client(get: Callable[[str], Any], *, warn: Callable[[str], None] | None = None,
@@ -128,12 +143,10 @@ class RegistryModule:
         return self._client
 
     def client_for(self, registry: str | None, options: dict | None):
-        """A second client (another registry); ``options`` carry its own connection options."""
-        options = dict(options or {})
-        base = {k: self.params.get(k) for k in ("validate_certs", "ca_path", "timeout", "retries", "docker_config")}
-        base.update({k: v for k, v in options.items() if v is not None})
-        return build_client(base.get, warn=self.module.warn, pool_size=self.pool_size(),
-                            registry=options.get("registry") or registry)
+        """A second client (another registry) from its ``source_connection`` (see ``source_options``)."""
+        merged = source_options(self.params.get, options)
+        return build_client(merged.get, warn=self.module.warn, pool_size=self.pool_size(),
+                            registry=merged.get("registry") or registry)
 
     def run(self, body: Callable[[], dict]) -> None:
         """Run the module body; every expected failure is a clean ``fail_json`` (no traceback)."""

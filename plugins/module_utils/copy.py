@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.reference import INDEX_MEDIA_TYPES
-from ansible_collections.regops.registry.plugins.module_utils.uploads import transfer_blob
+from ansible_collections.regops.registry.plugins.module_utils.uploads import same_registry, transfer_blob
 
 # Non-distributable layers live outside registries (Windows base layers): never pushed.
 FOREIGN_LAYER_TYPES = frozenset({
@@ -83,8 +83,7 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
     if current is not None and current.digest == source_digest:
         return result
     result["changed"] = True
-    same_registry = source_client is client or source_client.location.base_url == client.location.base_url
-    same_repository = same_registry and source_repository == repository
+    same_repository = same_registry(source_client, client) and source_repository == repository
     if not same_repository:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             outcomes = pool.map(lambda item: transfer_blob(source_client, source_repository, client, repository,

@@ -218,6 +218,12 @@ def _upload_chunks(client, repository: str, location: str, path: str, size: int,
     return location
 
 
+def same_registry(source_client, client) -> bool:
+    """Whether two clients speak to one registry (same scheme, host and base path): blobs are mounted between its
+    repositories, never sent again. Compares their locations only; sends nothing."""
+    return source_client is client or source_client.location.base_url == client.location.base_url
+
+
 def transfer_blob(source_client, source_repository: str, client, repository: str, digest: str,
                   size: int | None = None, *, check_mode: bool = False, mount_from: tuple[str, ...] = ()) -> BlobResult:
     """Make a blob of another repository available in ``repository``: mount within one registry, else stream.
@@ -227,14 +233,14 @@ def transfer_blob(source_client, source_repository: str, client, repository: str
     """
     if client.head_blob(repository, digest) is not None:
         return BlobResult(digest, size, "exists", False, source_repository)
-    same_registry = source_client is client or source_client.location.base_url == client.location.base_url
+    within_registry = same_registry(source_client, client)
     if check_mode:
-        if same_registry:
+        if within_registry:
             return BlobResult(digest, size, "mounted", True, source_repository)
         holder = next((c for c in mount_from if c != repository and _holds(client, c, digest)), None)
         return BlobResult(digest, size, "mounted" if holder else "uploaded", True, holder or source_repository)
     location = None
-    if same_registry:
+    if within_registry:
         location = client.mount_blob(repository, digest, source_repository)
         if location is None:
             return BlobResult(digest, size, "mounted", True, source_repository)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import subprocess
 
 from tests.integration.runner import run_playbook
 from tests.lab import seed
+from tests.lab.faultproxy import FaultProxy, Rule
 
 WRITES = ("PUT", "PATCH", "POST", "DELETE")
 
@@ -117,3 +120,23 @@ def test_promote_mounts_from_an_earlier_promotion_on_the_target_registry(lab_pla
 def test_promote_rejects_a_target_without_tag(lab_plain):
     run = promote(f"{lab_plain.host}/x/y:1", [f"{lab_plain.host}/x/z@sha256:{'a' * 64}"], registries(lab_plain))
     assert not run.ok and "must be references with a tag" in run.output
+
+
+def test_promote_reaches_the_source_registry_with_its_whole_connection(lab_basic, lab_plain, tmp_path):
+    """The source's entry of promote_registries serves the streamed copy whole: its credentials from a Docker config
+    file of its own, its retries (the target allows none), its timeout."""
+    image = seed.push_image(seed.LabSession(lab_basic), "ci/edge", "5", layer_sizes=(4096, 2048), seed=800)
+    with FaultProxy(lab_basic.url, upstream_ca=lab_basic.ca_path) as proxy:
+        login = base64.b64encode(f"alice:{lab_basic.users['alice']}".encode()).decode()
+        (tmp_path / "config.json").write_text(json.dumps({"auths": {proxy.host: {"auth": login}}}))
+        flaky = proxy.add(Rule(action="status", method="GET", path=r"/blobs/sha256:", status=503, times=2))
+        regs = {proxy.host: {"registry": proxy.url, "docker_config": str(tmp_path / "config.json"),
+                             "retries": 2, "timeout": 30},
+                lab_plain.host: {**lab_plain.conn(), "retries": 0}}
+        run = promote(f"{proxy.host}/ci/edge:5", [f"{lab_plain.host}/edge/app:5"], regs)
+        assert run.ok, run.output
+        assert run.results["targets"][0]["blobs"]["uploaded"] == 3  # config + 2 layers, streamed from the source
+        assert flaky.hits == 2  # the source's own retries, not the target's none
+        blob_reads = [s for s in proxy.seen if s.method == "GET" and "/blobs/" in s.path]
+        assert blob_reads and all(s.headers.get("Authorization", "").startswith("Basic ") for s in blob_reads)
+    assert skopeo_raw_digest(lab_plain, f"{lab_plain.host}/edge/app:5") == image["digest"]
