@@ -16,11 +16,23 @@ export ANSIBLE_FORCE_COLOR := 0
 export ANSIBLE_LOCALHOST_WARNING := 0
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := 0
 export PY_COLORS := 0
+# Ansible's scratch files (AnsiballZ payloads, local and "remote" on localhost) stay in the clone too.
+export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.tmp/ansible-tmp/local
+export ANSIBLE_REMOTE_TEMP := $(CURDIR)/.tmp/ansible-tmp/remote
 
-.PHONY: demo test bench reliability changelog docs docs-screenshots galaxy ee sanity-matrix units integration sanity system-deps venv collection docs-check clean
+# System packages (Debian/Ubuntu), each set with the commands that show it is there. The demo needs a registry and
+# a Python venv; the tests also need skopeo (an independent client to check results), htpasswd (the lab's Basic
+# auth), git and shellcheck (ansible-test sanity), curl (an HTTP/2 client for the lab harness) and GNU time (peak
+# memory of module runs).
+DEMO_PACKAGES := docker-registry ca-certificates python3-venv
+DEMO_COMMANDS := docker-registry
+TEST_PACKAGES := $(DEMO_PACKAGES) skopeo apache2-utils openssl git shellcheck curl time
+TEST_COMMANDS := $(DEMO_COMMANDS) skopeo htpasswd openssl git shellcheck curl /usr/bin/time
+
+.PHONY: demo test doc bench reliability changelog docs docs-screenshots galaxy ee sanity-matrix units integration sanity system-deps system-deps-demo venv collection docs-check clean
 
 ## demo: start a throwaway registry on 127.0.0.1, seed it, run demo/demo.yml, stop the registry
-demo: system-deps venv collection
+demo: system-deps-demo venv collection
 	$(PY) -m tests.lab up --mode plain --state $(DEMO_STATE)
 	trap '$(PY) -m tests.lab down --state $(DEMO_STATE)' EXIT; \
 	$(PY) -m tests.lab seed-demo --state $(DEMO_STATE); \
@@ -29,6 +41,11 @@ demo: system-deps venv collection
 
 ## test: unit tests, integration tests against real registries, ansible-doc and ansible-test sanity
 test: system-deps venv collection units integration docs-check lint sanity
+
+## doc: ansible-doc for one module, plugin or role of this clone: make doc NAME=registry_tags [TYPE=lookup|inventory|filter|role]
+doc: venv collection
+	@[ -n "$(NAME)" ] || { echo "usage: make doc NAME=registry_tags [TYPE=lookup|inventory|filter|role]" >&2; exit 2; }
+	$(VENV)/bin/ansible-doc $(if $(TYPE),-t $(TYPE)) regops.registry.$(NAME)
 
 ## bench: benchmarks against skopeo, python-dxf and curl (not tests); writes docs/benchmarks.md
 bench: system-deps venv collection
@@ -95,12 +112,21 @@ lint: venv collection
 sanity: venv
 	VENV=$(VENV) hacking/sanity.sh
 
-system-deps:
-	@missing=""; for c in docker-registry skopeo htpasswd openssl git shellcheck curl; do command -v $$c >/dev/null || missing=1; done; \
-	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing=1; [ -x /usr/bin/time ] || missing=1; \
+# apt_install(commands, packages): installs the packages with apt-get when a command or Python's venv is missing.
+define apt_install
+	@missing=""; for c in $(1); do command -v $$c >/dev/null || missing=1; done; \
+	$(PYTHON) -c "import ensurepip, venv" 2>/dev/null || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-	    docker-registry skopeo apache2-utils openssl ca-certificates git shellcheck curl python3-venv time >/dev/null; fi
+	    $(2) >/dev/null; fi
+endef
+
+## system-deps-demo: the system packages `make demo` needs; system-deps: those the tests need (a superset)
+system-deps-demo:
+	$(call apt_install,$(DEMO_COMMANDS),$(DEMO_PACKAGES))
+
+system-deps:
+	$(call apt_install,$(TEST_COMMANDS),$(TEST_PACKAGES))
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: tests/requirements.txt requirements.txt

@@ -1,7 +1,8 @@
 """Install a stand-in for ansible-test's pip bootstrap script, so ansible-test works without its download host.
 
 ansible-test bootstraps pip in its virtual environments with a get-pip script that it downloads from a
-host CI machines cannot reach, and caches at ~/.ansible/test/cache/get_pip_<version>.py. The stand-in
+host CI machines cannot reach, and caches at ~/.ansible/test/cache/get_pip_<version>.py (hacking/sanity.sh points
+HOME into the clone's .tmp/ first, so that is .tmp/ansible-test-home/.ansible/test/cache). The stand-in
 does the same job with the standard library's ensurepip (in a subprocess: in-process ensurepip breaks
 pip's CA settings) followed by a normal pip install of the requested packages.
 """
