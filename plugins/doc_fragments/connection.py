@@ -76,7 +76,7 @@ notes:
 options:
   source_connection:
     description:
-      - Connection options for a source on another registry: the same options as the module's own.
+      - Connection options for a source on another registry, the same options as the module's own.
       - Unset ones default to the module's own O(validate_certs), O(ca_path), O(timeout), O(retries) and
         O(docker_config) (a Docker C(config.json) holds credentials per host, so the source host gets only its own
         entry). Credentials (O(username), O(password), O(token)) and the client certificate (O(client_cert),

@@ -21,7 +21,8 @@ TEST_ONLY_TOOLS = {"shellcheck", "skopeo", "apache2-utils", "curl", "time", "ope
 
 
 def user_env(**extra) -> dict:
-    """A user's shell: the venv's programs on PATH, none of the variables `make` exports to its recipes."""
+    """A user's shell: the venv's programs on PATH, none of the variables `make` exports to its recipes. Tests that
+    run Ansible's programs give it a fresh HOME too (ansible-galaxy and ansible-doc keep caches in ~/.ansible)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "MAKE", "MFLAGS"))}
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', os.defpath)}"
     env.update(extra)
@@ -58,11 +59,12 @@ def readme_doc_commands() -> list[str]:
     return commands
 
 
-def test_the_readme_says_how_to_read_a_module_doc_from_a_clone_and_it_works():
+def test_the_readme_says_how_to_read_a_module_doc_from_a_clone_and_it_works(tmp_path):
     commands = readme_doc_commands()
     assert len(commands) == 2, commands
     for command in commands:
-        assert_renders_registry_tags(shell(command, ROOT), str(ROOT / ".tmp" / "collections"))
+        proc = shell(command, ROOT, user_env(HOME=str(tmp_path)))
+        assert_renders_registry_tags(proc, str(ROOT / ".tmp" / "collections"))
 
 
 # --- installing the collection -----------------------------------------------------------------------------------
@@ -77,10 +79,10 @@ def test_the_install_instructions_install_the_collection(tmp_path):
     of the placeholder URL (its branch main at this commit) and a tarball built where `make galaxy` puts it."""
     commands = guide_install_commands()
     assert [c.split()[3][:8] for c in commands] == ["git+http", ".tmp/rel", "-r"], commands
-    repo = tmp_path / "regops.registry.git"
+    repo, home = tmp_path / "regops.registry.git", user_env(HOME=str(tmp_path / "home"))
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(repo)], check=True, timeout=120)
     subprocess.run(["git", "-C", str(repo), "branch", "-f", "main", "HEAD"], check=True, timeout=60)
-    built = shell(f"ansible-galaxy collection build --output-path {repo}/.tmp/release {repo}", repo)
+    built = shell(f"ansible-galaxy collection build --output-path {repo}/.tmp/release {repo}", repo, home)
     assert built.returncode == 0, built.stderr
     [requirements] = [yaml.safe_load(b) for b in code_blocks(ROOT / "docs" / "getting-started.md", "yaml")
                       if "collections:" in b]
@@ -88,12 +90,12 @@ def test_the_install_instructions_install_the_collection(tmp_path):
     version = yaml.safe_load((ROOT / "galaxy.yml").read_text())["version"]
     for number, command in enumerate(commands):
         dest = tmp_path / f"installed{number}"
-        proc = shell(f"{command.replace(PLACEHOLDER_REPO, f'file://{repo}')} -p {dest}", repo)
+        proc = shell(f"{command.replace(PLACEHOLDER_REPO, f'file://{repo}')} -p {dest}", repo, home)
         assert proc.returncode == 0, (command, proc.stdout[-2000:], proc.stderr[-2000:])
         manifest = json.loads((dest / "ansible_collections/regops/registry/MANIFEST.json").read_text())
         assert manifest["collection_info"]["version"] == version, command
         # Once installed, plain ansible-doc finds the module (here through -p's directory).
-        doc = shell("ansible-doc regops.registry.registry_tags", tmp_path, user_env(ANSIBLE_COLLECTIONS_PATH=str(dest)))
+        doc = shell("ansible-doc regops.registry.registry_tags", tmp_path, {**home, "ANSIBLE_COLLECTIONS_PATH": str(dest)})
         assert_renders_registry_tags(doc, str(dest))
 
 
