@@ -50,13 +50,18 @@ _raw:
   elements: str
 """
 
+from collections import ChainMap
+
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
 from ansible_collections.regops.registry.plugins.module_utils.client import HAS_REQUESTS
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput, RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.auth import AuthError
-from ansible_collections.regops.registry.plugins.module_utils.reference import parse_reference
+from ansible_collections.regops.registry.plugins.module_utils.reference import parse_reference, parse_registry
+
+# What identifies the user to a registry: sent to the configured registry only, never to another host a term names.
+CREDENTIAL_OPTIONS = ("username", "password", "token", "client_cert", "client_key")
 
 
 def pick_platform(index: dict, platform: str) -> str:
@@ -70,31 +75,71 @@ def pick_platform(index: dict, platform: str) -> str:
     raise InvalidInput(f"no manifest for platform {platform}")
 
 
+def configured_host(get) -> str | None:
+    """The host the ``registry`` option names (Docker Hub aliases as ``docker.io``); None when not set.
+
+    Credentials with no registry to bind them to are refused, before any request: sending them to whatever
+    host a term names is the leak this plugin must not have.
+    """
+    registry = get("registry")
+    if registry:
+        return parse_registry(registry).canonical_host
+    given = [name for name in CREDENTIAL_OPTIONS if get(name)]
+    if given:
+        raise InvalidInput(f"{', '.join(given)} given without a registry: set the registry option (or the variable "
+                           "regops_registry) to the registry they belong to; they are sent to that registry only")
+    return None
+
+
+def without_credentials(get):
+    """``get`` for a host other than the configured one: it keeps trust and limits, and only the Docker config's
+    own entry for that host can authenticate it."""
+    return lambda name: None if name in CREDENTIAL_OPTIONS else get(name)
+
+
+def connection_for(ref, get, own_host: str | None) -> tuple:
+    """``(registry URL, option getter)`` for the host a term names: the configured URL and every option for the
+    configured host, the bare host (HTTPS) without the option credentials for any other."""
+    if own_host is not None and ref.registry == own_host:
+        return get("registry"), get
+    return ref.registry, without_credentials(get)
+
+
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         if not HAS_REQUESTS:
             raise AnsibleLookupError("the regops.registry.digest lookup needs the Python library 'requests'")
+        self.set_options(var_options=self._templated(variables), direct=kwargs)
+        try:
+            own_host = configured_host(self.get_option)
+            return [self._digest(str(term), own_host) for term in terms]
+        except (InvalidInput, AuthError, RegistryError) as exc:
+            raise AnsibleLookupError(f"regops.registry.digest: {exc}") from None
+
+    def _templated(self, variables):
+        """``variables`` with the ones our options read templated: ansible-core 2.19 hands them over as written, so
+        ``regops_registry: "{{ corp_registry }}"`` would otherwise arrive as the template text."""
+        if not variables or self._templar is None:
+            return variables
+        names = {entry["name"] for option in self.option_definitions.values() for entry in option.get("vars") or []}
+        return ChainMap({name: self._templar.template(variables[name]) for name in names & variables.keys()},
+                        variables)
+
+    def _digest(self, term: str, own_host: str | None) -> str:
         from ansible_collections.regops.registry.plugins.module_utils.common import build_client
 
-        self.set_options(var_options=variables, direct=kwargs)
-        platform = self.get_option("platform")
-        results = []
-        for term in terms:
-            try:
-                ref = parse_reference(str(term))
-                client = build_client(self.get_option, warn=self._display.warning,
-                                      registry=self.get_option("registry") or ref.registry)
-                try:
-                    head = client.head_manifest(ref.repository, ref.reference)
-                    if head is None:
-                        raise InvalidInput(f"{term} does not exist")
-                    digest = head.digest
-                    if platform:
-                        index = client.get_manifest(ref.repository, digest)
-                        digest = pick_platform(index.data, platform) if "manifests" in index.data else digest
-                finally:
-                    client.close()
-            except (InvalidInput, AuthError, RegistryError) as exc:
-                raise AnsibleLookupError(f"regops.registry.digest: {exc}") from None
-            results.append(digest)
-        return results
+        ref = parse_reference(term)
+        registry, get = connection_for(ref, self.get_option, own_host)
+        client = build_client(get, warn=self._display.warning, registry=registry)
+        try:
+            head = client.head_manifest(ref.repository, ref.reference)
+            if head is None:
+                raise InvalidInput(f"{term} does not exist")
+            digest = head.digest
+            platform = self.get_option("platform")
+            if platform:
+                index = client.get_manifest(ref.repository, digest)
+                digest = pick_platform(index.data, platform) if "manifests" in index.data else digest
+            return digest
+        finally:
+            client.close()
