@@ -133,8 +133,8 @@ def test_credentials_go_only_to_the_configured_host(hosts, tmp_path):
     found = stray_credentials(proxy, users)
     tried = sum(len(p.seen) for name, p in proxy.items() if name != "A")
     sent = sum(len(requests) for requests in found.values())
-    reliability.row("credentials", "digest lookup, credentials from options, variables, environment: terms on 2 other "
-                    "hosts, a token realm on a 3rd, GETs redirected to a 4th", f"credentials sent to another host: {sent}",
+    reliability.row("credentials", "credentials from options, vars, env: lookup terms on 2 other hosts, a token "
+                    "realm on a 3rd, manifest and blob redirects to a 4th", f"credentials sent to another host: {sent}",
                     tries=tried, mode="basic", credentials_sent=sent)
     assert sent == 0, found
     assert run.ok, run.output[-3000:]
