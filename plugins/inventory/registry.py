@@ -17,6 +17,8 @@ description:
     distinct digest), as the M(regops.registry.registry_tags) module does.
   - Everything that comes from the registry (tags, labels, annotations) is untrusted data and is never templated.
   - Configuration files must end in C(registry.yml) or C(registry.yaml).
+  - O(registry), O(username), O(password) and O(token) may be templates, rendered with the extra variables
+    (C(-e)) available, for example C(password: "{{ lookup('ansible.builtin.env', 'REGISTRY_PASSWORD') }}").
 options:
   plugin:
     description: Marks this file as a configuration of this plugin.

@@ -14,6 +14,17 @@ description:
   - By default the digest of what the tag names (for a multi-platform image, the index digest); with O(platform),
     the digest of that platform's manifest.
   - A reference that already carries a digest is checked to exist and returned as is.
+  - Each reference is resolved on the host it names (a reference without a host, such as C(nginx:1), names Docker
+    Hub, C(docker.io)). O(registry) configures one host; it never sends a reference to another host.
+  - Credentials (O(username), O(password), O(token), O(client_cert), O(client_key)), whether given as options,
+    variables or environment variables, go only to the host O(registry) names (and to the token server that host
+    sends the client to). Any other host is reached over HTTPS with only what the Docker C(config.json)
+    (O(docker_config)) holds for it, or anonymously. O(ca_path), O(validate_certs), O(timeout) and O(retries) apply
+    to every host.
+  - Credentials given without O(registry) fail the lookup before any request is sent, since there is no host they
+    can be known to belong to.
+  - Variables the options read (C(regops_registry), C(regops_registry_username), ...) may be templates, for example
+    C(regops_registry: "{{ corp_registry }}") in group_vars.
 options:
   _terms:
     description: Image references, for example C(registry.example.com/team/app:1.2) or C(127.0.0.1:5000/app:latest).
@@ -22,8 +33,10 @@ options:
     elements: str
   registry:
     description:
-      - The registry URL to use for every reference, for example C(http://127.0.0.1:5000) for a plain-HTTP registry.
-        By default the host of each reference, over HTTPS.
+      - The registry that the credentials belong to, as C(host[:port]) or a URL. References naming that host are
+        resolved at this URL, with its scheme and base path, for example C(http://127.0.0.1:5000) for a plain-HTTP
+        registry; references naming any other host are resolved on that host over HTTPS, without the credentials.
+      - Not needed when no credentials are given.
     required: false
   platform:
     description: C(os/architecture[/variant]) of the manifest to pick from a multi-platform image, for example C(linux/arm64).
@@ -41,6 +54,17 @@ EXAMPLES = r"""
 - name: The arm64 manifest of a multi-platform image, from a plain-HTTP lab registry
   ansible.builtin.debug:
     msg: "{{ lookup('regops.registry.digest', '127.0.0.1:5000/demo/multi:1.0', registry='http://127.0.0.1:5000', platform='linux/arm64') }}"
+
+- name: >-
+    Pin images of two registries: the one the credentials belong to (usually set in group_vars), and another one,
+    read with its own entry of ~/.docker/config.json (or anonymously), never with these credentials
+  ansible.builtin.set_fact:
+    pins: "{{ query('regops.registry.digest', 'registry.example.com/team/app:1.4.2', 'staging.example.com/team/app:3f2a9c1') }}"
+  vars:
+    corp_registry: registry.example.com
+    regops_registry: "{{ corp_registry }}"
+    regops_registry_username: deployer
+    regops_registry_password: "{{ vault_prod_password }}"
 """
 
 RETURN = r"""
