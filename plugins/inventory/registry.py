@@ -18,7 +18,7 @@ description:
   - Everything that comes from the registry (tags, labels, annotations) is untrusted data and is never templated.
   - Configuration files must end in C(registry.yml) or C(registry.yaml).
   - O(registry), O(username), O(password) and O(token) may be templates, rendered with the extra variables
-    (C(-e)) available, for example C(password: "{{ lookup('ansible.builtin.env', 'REGISTRY_PASSWORD') }}").
+    (C(-e)) available, for example an P(ansible.builtin.env#lookup) lookup for the password.
 options:
   plugin:
     description: Marks this file as a configuration of this plugin.

@@ -15,7 +15,7 @@ description:
     the digest of that platform's manifest.
   - A reference that already carries a digest is checked to exist and returned as is.
   - Each reference is resolved on the host it names (a reference without a host, such as C(nginx:1), names Docker
-    Hub, C(docker.io)). O(registry) configures one host; it never sends a reference to another host.
+    Hub, C(docker.io)). O(registry) configures one host; a reference naming another host is never sent to it.
   - Credentials (O(username), O(password), O(token), O(client_cert), O(client_key)), whether given as options,
     variables or environment variables, go only to the host O(registry) names (and to the token server that host
     sends the client to). Any other host is reached over HTTPS with only what the Docker C(config.json)
@@ -24,7 +24,7 @@ description:
   - Credentials given without O(registry) fail the lookup before any request is sent, since there is no host they
     can be known to belong to.
   - Variables the options read (C(regops_registry), C(regops_registry_username), ...) may be templates, for example
-    C(regops_registry: "{{ corp_registry }}") in group_vars.
+    C({{ corp_registry }}) as the value of C(regops_registry) in group_vars.
 options:
   _terms:
     description: Image references, for example C(registry.example.com/team/app:1.2) or C(127.0.0.1:5000/app:latest).
