@@ -279,8 +279,8 @@ def test_every_example_runs(doc_labs, tmp_path):
                    key=lambda item: run_order(item[1]))
     paths, samples, inventories = write_playbooks(texts, doc_labs, tmp_path)
     facts = work / "facts.json"
-    paths.append(facts_playbook(tmp_path, facts, ["app_image", "image", "arm64", "tested_digest", "pins",
-                                                 "release_pin", "tested_pin", "doc_notes"]))
+    pinned = ["app_image", "image", "arm64", "tested_digest", "pins", "release_pin", "tested_pin"]
+    paths.append(facts_playbook(tmp_path, facts, [*pinned, "doc_notes"]))
     passwords = {"registry_password": prod.users["ci"], "vault_registry_password": prod.users["ci"],
                  "vault_staging_password": staging.users["ci"], "vault_prod_password": prod.users["deployer"],
                  "vault_pruner_password": prod.users["pruner"], "staging_password": staging.users["reader"],
