@@ -32,9 +32,10 @@ def retention_plan(images, keep_latest=None, keep_tags=None, match_tags=None, ol
 
 
 def retention_deletes(plan: dict) -> dict:
-    """What registry_delete needs from a plan (one entry of its ``repositories``): the deletes and the tags to keep."""
+    """What registry_delete needs from a plan (one entry of its ``repositories``): the deletes, the tags to keep, and
+    every tag with the digest the plan saw (so a tag pushed onto a doomed digest meanwhile refuses that delete)."""
     return {"repository": plan["repository"], "tags": plan["delete_tags"], "digests": plan["delete_digests"],
-            "protect_tags": plan["keep_tags"]}
+            "protect_tags": plan["keep_tags"], "expected_tags": {e["tag"]: e["digest"] for e in plan["tags"]}}
 
 
 def human_size(value) -> str:
