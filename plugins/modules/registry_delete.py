@@ -247,7 +247,7 @@ def main() -> None:
     def body() -> dict:
         p = rm.params
         if p["repositories"] is not None and any(p[k] for k in PER_REPOSITORY):
-            raise InvalidInput("with repositories, give tags, digests, blobs and protect_tags per repository")
+            raise InvalidInput("with repositories, give tags, digests, blobs, protect_tags and expected_tags per repository")
         specs = p["repositories"] if p["repositories"] is not None else [{"repository": p["repository"],
                                                                          **{k: p[k] for k in PER_REPOSITORY}}]
         wanted = [requests_of(spec) for spec in specs]
