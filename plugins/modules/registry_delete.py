@@ -93,8 +93,8 @@ options:
     default: []
   expected_tags:
     description:
-      - The tags of the repository as the caller saw them when it chose the deletes, each with its digest
-        (C({tag: digest})); it must name at least every tag the caller saw on each of O(digests).
+      - The tags of the repository as the caller saw them when it chose the deletes, a mapping of each tag to its
+        digest; it must name at least every tag the caller saw on each of O(digests).
       - A digest to delete that carries any other tag, when the module plans or just before its C(DELETE), is
         refused (see RV(refused)); so is a tag of O(tags) that points at another digest than the one given here.
       - Without it, a digest is deleted with whatever tags it carries, and RV(deleted) names them.
