@@ -220,12 +220,17 @@ def test_protected_tag_on_a_doomed_digest_stops_everything():
     assert adapter.writes() == [] and registry.tags["a"] == {"old": digest, "moved-here": digest}
 
 
-def test_tagged_digests_are_deleted_before_untagged_ones():
-    registry = MemoryRegistry()
-    child, raw = image(registry, "a", [], seed="c")
+def one_child_index(registry: MemoryRegistry, repo: str, tag: str) -> tuple[str, str]:
+    """An untagged image and an index of it under ``tag``: (child digest, index digest)."""
+    child, raw = image(registry, repo, [], seed="c")
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": child, "size": len(raw)}]}).encode()
-    index_digest = registry.add_manifest("a", "multi", index, OCI_INDEX)
+    return child, registry.add_manifest(repo, tag, index, OCI_INDEX)
+
+
+def test_tagged_digests_are_deleted_before_untagged_ones():
+    registry = MemoryRegistry()
+    child, index_digest = one_child_index(registry, "a", "multi")
     client, adapter = make_client(registry.route)
     plan = deletion.plan_delete(client, "a", digests=[child, index_digest], concurrency=1)
     deletion.apply_delete(client, "a", plan, concurrency=1)
@@ -412,10 +417,7 @@ def test_without_expectations_a_digest_goes_with_the_tags_it_took():
 
 def test_a_kept_tag_seen_on_a_doomed_digest_when_planning_refuses_it_and_its_children():
     registry = MemoryRegistry()
-    child, raw = image(registry, "a", [], seed="c")
-    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": child, "size": len(raw)}]}).encode()
-    index_digest = registry.add_manifest("a", "multi", index, OCI_INDEX)
+    child, index_digest = one_child_index(registry, "a", "multi")
     seen = dict(registry.tags["a"])
     registry.tags["a"]["rollback"] = index_digest  # moved here between the facts and the delete call
     client, adapter = make_client(registry.route)
