@@ -55,12 +55,20 @@ def reserved_misuse(entry: dict) -> list[str]:
     return problems
 
 
+def loop_keys(result: dict) -> set[str]:
+    """What Ansible adds to the result of a loop item: the loop and index variables, named or by default."""
+    names = {"ansible_loop_var", "ansible_index_var", "ansible_loop"}
+    return names | {result.get("ansible_loop_var", "item")} | ({result["ansible_index_var"]}
+                                                               if "ansible_index_var" in result else set())
+
+
 def return_mismatch(entry: dict) -> list[str]:
     """A successful result's keys against its module's RETURN."""
     if entry["status"] != "ok":
         return []
     docs = documented(entry["module"])
-    keys = {k for k in entry["result"] if not k.startswith("_ansible") and k not in ANSIBLE_KEYS}
+    ignored = ANSIBLE_KEYS | (loop_keys(entry["result"]) if "ansible_loop_var" in entry["result"] else set())
+    keys = {k for k in entry["result"] if not k.startswith("_ansible") and k not in ignored}
     problems = [f"{k!r} returned but not documented" for k in sorted(keys - set(docs))]
     always = {k for k, doc in docs.items() if str(doc.get("returned", "")).strip() in ALWAYS}
     problems += [f"{k!r} documented as returned {docs[k]['returned']} but missing" for k in sorted(always - keys)]
