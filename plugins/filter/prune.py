@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import json
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
@@ -32,9 +34,34 @@ def retention_plan(images, keep_latest=None, keep_tags=None, match_tags=None, ol
 
 
 def retention_deletes(plan: dict) -> dict:
-    """What registry_delete needs from a plan (one entry of its ``repositories``): the deletes and the tags to keep."""
+    """What registry_delete needs from a plan (one entry of its ``repositories``): the deletes, the tags to keep, and
+    every tag with the digest the plan saw (so a tag pushed onto a doomed digest meanwhile refuses that delete)."""
     return {"repository": plan["repository"], "tags": plan["delete_tags"], "digests": plan["delete_digests"],
-            "protect_tags": plan["keep_tags"]}
+            "protect_tags": plan["keep_tags"], "expected_tags": {e["tag"]: e["digest"] for e in plan["tags"]}}
+
+
+def _timeless(report) -> dict:
+    """The report without the moments that move on every run (when it was planned, what the policy counted from)."""
+    copy = json.loads(json.dumps(report))
+    copy.pop("planned_at", None)
+    for holder in [copy] + list(copy.get("repositories") or []):
+        if isinstance(holder, dict) and isinstance(holder.get("policy"), dict):
+            holder["policy"].pop("now", None)
+    return copy
+
+
+def retention_report(report: dict, previous=None) -> dict:
+    """The report to write. ``previous`` is the text of the report already at that path (empty or None: none): when
+    it holds the same plan, it is returned as it is, time included, so an unchanged plan rewrites nothing and the
+    task reports no change on every scheduled run; its ``planned_at`` then tells since when the plan is the same."""
+    if previous:
+        try:
+            before = json.loads(previous)
+        except ValueError:
+            return report
+        if isinstance(before, dict) and _timeless(before) == _timeless(report):
+            return before
+    return report
 
 
 def human_size(value) -> str:
@@ -82,4 +109,4 @@ def retention_markdown(plans, title="Prune plan", registry=None, check_mode=Fals
 class FilterModule:
     def filters(self):
         return {"retention_plan": retention_plan, "retention_markdown": retention_markdown,
-                "retention_deletes": retention_deletes}
+                "retention_deletes": retention_deletes, "retention_report": retention_report}

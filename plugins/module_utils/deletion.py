@@ -6,6 +6,10 @@ A tag delete removes that tag only: the OCI tag DELETE where the registry has it
 is pointed at a unique throwaway manifest (the same manifest plus an annotation, so no new blob is
 needed) and that throwaway digest is deleted. Before anything is written, one probe DELETE of a digest
 that cannot exist tells whether deletes work at all, so a refusal never leaves a throwaway behind.
+
+A caller that chose the deletes from an earlier read (the prune role plans from facts) passes what it saw, tag ->
+digest. A digest that carries a tag the caller did not see (CI pushed it meanwhile), or a tag that moved to another
+digest, is refused, not deleted: the digests are checked again just before their DELETEs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
+from ansible_collections.regops.registry.plugins.module_utils.facts import resolve_tags
 
 # sha256 of nothing anyone would push: a DELETE of it answers 404 where deletes work, 405 where they do not.
 PROBE_DIGEST = "sha256:" + "0" * 64
@@ -35,10 +40,34 @@ class DeletePlan:
     tags: list[str] = field(default_factory=list)  # present tags to delete
     digests: list[str] = field(default_factory=list)  # present digests to delete
     blobs: list[str] = field(default_factory=list)  # present blobs to delete
-    skipped: list[dict] = field(default_factory=list)
+    absent: list[dict] = field(default_factory=list)  # asked for, not there
+    expected: dict[str, str] | None = None  # tag -> digest as the caller saw them (None: no race guard)
+    refused: list[dict] = field(default_factory=list)  # deletes not made because the registry changed meanwhile
 
     def tags_on(self, digest: str) -> list[str]:
         return sorted(t for t, d in self.tag_digests.items() if d == digest)
+
+    def unexpected_on(self, digest: str) -> list[str]:
+        """Tags on ``digest`` now that the caller did not see on it (none without expectations)."""
+        if self.expected is None:
+            return []
+        return [t for t in self.tags_on(digest) if self.expected.get(t) != digest]
+
+    def refuse_digest(self, digest: str, unexpected: list[str]) -> None:
+        self.digests.remove(digest)
+        self.refused.append({
+            "type": "digest", "name": digest, "digest": digest, "unexpected_tags": unexpected,
+            "expected_tags": sorted(t for t, d in (self.expected or {}).items() if d == digest),
+            "reason": f"{', '.join(unexpected)} now also point{'s' if len(unexpected) == 1 else ''} at this digest, "
+                      "which the list of deletes did not see: not deleted, so every tag on it stays"})
+
+    def refuse_tag(self, tag: str, digest: str | None) -> None:
+        if tag in self.tags:
+            self.tags.remove(tag)
+        expected = self.tag_digests.get(tag) if self.expected is None else self.expected.get(tag)
+        self.refused.append({"type": "tag", "name": tag, "digest": digest, "expected_digest": expected,
+                             "reason": "the tag moved to another digest since the list of deletes was made: left on "
+                                       "its new digest"})
 
     def after(self) -> dict[str, str]:
         """The repository's tags after the plan (for diff)."""
@@ -52,56 +81,130 @@ class DeletePlan:
         return bool(self.tags or self.digests or self.blobs)
 
 
-def map_tags(client, repository: str, concurrency: int = 8) -> dict[str, str]:
-    """Every tag of a repository with its digest, resolved with concurrent HEADs."""
+def listed_tags(client, repository: str) -> list[str]:
+    """The tags of a repository (none for a repository that does not exist)."""
     try:
-        tags = client.list_tags(repository)
+        return client.list_tags(repository)
     except RegistryError as exc:
         if exc.status == 404:
-            return {}
+            return []
         raise
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        heads = list(pool.map(lambda t: client.head_manifest(repository, t, confirm_missing=True), tags))
-    return {tag: head.digest for tag, head in zip(tags, heads) if head is not None}
+
+
+def map_tags(client, repository: str, concurrency: int = 8) -> dict[str, str]:
+    """Every tag of a repository with its digest."""
+    resolved = resolve_tags(client, repository, listed_tags(client, repository), concurrency)
+    return {tag: digest for tag, digest in resolved.items() if digest is not None}
 
 
 class ProtectedTag(RegistryError):
     """The delete would take a tag that must stay (it moved onto a doomed digest since the plan was made)."""
 
 
-def plan_delete(client, repository: str, *, tags=(), digests=(), blobs=(), protect=(), concurrency: int = 8) -> DeletePlan:
+def plan_delete(client, repository: str, *, tags=(), digests=(), blobs=(), protect=(), expected=None,
+                concurrency: int = 8) -> DeletePlan:
     """Read what the deletes would touch. ``protect`` names tags that must survive: if any would go, nothing is
-    deleted (a plan made earlier, such as the prune role's, may no longer match the registry)."""
+    deleted (a plan made earlier, such as the prune role's, may no longer match the registry). ``expected`` (tag ->
+    digest, as the caller saw them) refuses single deletes that the registry's changes since then make unsafe."""
     tag_digests = map_tags(client, repository, concurrency)
-    plan = DeletePlan(tag_digests=tag_digests)
+    plan = DeletePlan(tag_digests=tag_digests, expected=None if expected is None else dict(expected))
     for tag in dict.fromkeys(tags):
-        if tag in tag_digests:
-            plan.tags.append(tag)
+        if tag not in tag_digests:
+            plan.absent.append({"type": "tag", "name": tag})
+        elif plan.expected is not None and plan.expected.get(tag, tag_digests[tag]) != tag_digests[tag]:
+            plan.refuse_tag(tag, tag_digests[tag])
         else:
-            plan.skipped.append({"type": "tag", "name": tag, "reason": "absent"})
+            plan.tags.append(tag)
     known_digests = set(tag_digests.values())
     for digest in dict.fromkeys(digests):
         if digest in known_digests or client.head_manifest(repository, digest) is not None:
             plan.digests.append(digest)
         else:
-            plan.skipped.append({"type": "digest", "name": digest, "reason": "absent"})
+            plan.absent.append({"type": "digest", "name": digest})
     for digest in dict.fromkeys(blobs):
         if client.head_blob(repository, digest) is not None:
             plan.blobs.append(digest)
         else:
-            plan.skipped.append({"type": "blob", "name": digest, "reason": "absent"})
-    # A tag whose digest is also deleted goes with it: no separate tag delete.
+            plan.absent.append({"type": "blob", "name": digest})
+    refuse_changed_digests(client, repository, plan)
+    # A tag whose digest is also deleted goes with it (named in that digest's removed_tags): no separate tag delete.
     doomed = set(plan.digests)
-    for tag in list(plan.tags):
-        if tag_digests[tag] in doomed:
-            plan.tags.remove(tag)
-            plan.skipped.append({"type": "tag", "name": tag, "reason": f"removed with its digest {tag_digests[tag]}"})
+    plan.tags = [tag for tag in plan.tags if tag_digests[tag] not in doomed]
     remaining = plan.after()
     lost = sorted(t for t in dict.fromkeys(protect) if t in tag_digests and t not in remaining)
     if lost:
         raise ProtectedTag(f"the deletes would also remove {', '.join(lost)}, which must stay (each now points at a "
                            "digest to delete); nothing was deleted", operation=f"planning deletes in {repository}")
     return plan
+
+
+def refuse_changed_digests(client, repository: str, plan: DeletePlan) -> list[dict]:
+    """Refuse each digest that carries a tag the caller did not see on it, and what belongs to it; the refusals."""
+    before = len(plan.refused)
+    refused = []
+    for digest in list(plan.digests):
+        unexpected = plan.unexpected_on(digest)
+        if unexpected:
+            plan.refuse_digest(digest, unexpected)
+            refused.append(digest)
+    if refused:
+        hold_back_dependents(client, repository, plan, refused)
+    return plan.refused[before:]
+
+
+def hold_back_dependents(client, repository: str, plan: DeletePlan, refused: list[str]) -> None:
+    """Untagged digests to delete that belong to a refused one (children of a refused index, referrers whose
+    subject is refused) stay with it: the tags that stay must still pull and keep their signatures."""
+    held = set(refused)
+    untagged = [d for d in plan.digests if not plan.tags_on(d)]
+    manifests = {d: client.get_manifest(repository, d, missing_ok=True) for d in untagged + list(refused)}
+    changed = True
+    while changed:
+        changed = False
+        for digest in [d for d in untagged if d in plan.digests]:
+            owner = next((h for h in held if belongs_to(manifests.get(digest), digest, manifests.get(h))), None)
+            if owner is not None:
+                plan.digests.remove(digest)
+                plan.refused.append({"type": "digest", "name": digest, "digest": digest, "of": owner,
+                                     "reason": f"belongs to {owner}, whose delete was refused: kept with it"})
+                held.add(digest)
+                changed = True
+
+
+def belongs_to(manifest, digest: str, owner) -> bool:
+    """Whether ``digest`` is a child of the index ``owner`` or a referrer whose subject is ``owner``."""
+    if owner is None:
+        return False
+    children = {c.get("digest") for c in (owner.data.get("manifests") or []) if isinstance(c, dict)}
+    subject = (manifest.data.get("subject") or {}) if manifest is not None else {}
+    return digest in children or (isinstance(subject, dict) and subject.get("digest") == owner.digest)
+
+
+def recheck_before_digest_deletes(client, repository: str, plan: DeletePlan, concurrency: int = 8) -> list[dict]:
+    """The race guard, just before the digest DELETEs: which tags are on the digests to delete now?
+
+    Only what the deletes touch is read again: the tag list, the tags that were on those digests and any tag not
+    seen before. (A tag already known on a kept digest that moves onto a doomed one within these seconds is not
+    seen: that would need every tag read again.)
+    """
+    if plan.expected is None or not plan.digests:
+        return []
+    doomed = set(plan.digests)
+    listed = listed_tags(client, repository)
+    touched = [t for t in listed if t not in plan.tag_digests or plan.tag_digests[t] in doomed]
+    now = resolve_tags(client, repository, touched, concurrency)
+    for tag in [t for t, d in plan.tag_digests.items() if d in doomed and now.get(t) is None]:
+        del plan.tag_digests[tag]  # gone, or moved off a doomed digest and not listed: nothing to take with it
+    plan.tag_digests.update({t: d for t, d in now.items() if d is not None})
+    return refuse_changed_digests(client, repository, plan)
+
+
+def refusal_summary(refusal: dict) -> str:
+    if refusal.get("unexpected_tags"):
+        return f"{refusal['name']} (now also tagged {', '.join(refusal['unexpected_tags'])})"
+    if refusal.get("of"):
+        return f"{refusal['name']} (belongs to {refusal['of']})"
+    return f"{refusal['name']} (moved to {refusal['digest']})"
 
 
 def probe_deletes(client, repository: str) -> None:
@@ -135,6 +238,20 @@ class TagDeleter:
         self._lock = threading.Lock()
 
     def delete_all(self, pool, tags: list[str]) -> list[dict]:
+        """Every tag deleted (or refused in the plan when it moved since planning); the deletes made."""
+        return [d for d in self._delete_all(pool, tags) if d]
+
+    def _moved(self, tag: str) -> bool:
+        """Before a native tag DELETE (which takes whatever the tag names): refuse a tag that moved."""
+        head = self.client.head_manifest(self.repository, tag)
+        digest = head.digest if head else None
+        if digest is not None and digest != self.plan.tag_digests[tag]:
+            with self._lock:
+                self.plan.refuse_tag(tag, digest)
+            return True
+        return False
+
+    def _delete_all(self, pool, tags: list[str]) -> list[dict]:
         """Native deletes where the registry has them; otherwise throwaway markers, all written before any is deleted.
 
         distribution 2.8 scans every tag link of the repository when it deletes a manifest, and fails (500, leaving
@@ -152,7 +269,7 @@ class TagDeleter:
             if self._native:
                 done.extend(pool.map(lambda t: self._native_delete(t, self.plan.tag_digests[t], self._siblings(t)), pending))
                 return done
-        marked = list(pool.map(self._mark, pending))
+        marked = [m for m in pool.map(self._mark, pending) if m is not None]
         markers = [m for m in marked if not isinstance(m, Exception)]
         if len(markers) < len(marked):  # a tag could not be marked: put back those that were, delete nothing
             self._restore(markers)
@@ -174,6 +291,9 @@ class TagDeleter:
             self.client.native_tag_delete = native
 
     def _native_delete(self, tag: str, digest: str, siblings: list[str]) -> dict | None:
+        """The deleted tag; None where the registry has no tag DELETE; {} when the tag moved (refused)."""
+        if self._moved(tag):
+            return {}
         manifest = self.client.get_manifest(self.repository, digest) if siblings else None
         response = self.client.delete_tag_native(self.repository, tag)
         if response.status_code in (400, 405):
@@ -198,13 +318,17 @@ class TagDeleter:
             self.client.put_manifest(self.repository, marker["tag"], marker["raw"], marker["media_type"])
 
     def _mark(self, tag: str):
-        """Point the tag at a unique copy of its manifest (one extra annotation: no new blob); the error if not."""
+        """Point the tag at a unique copy of its manifest (one extra annotation: no new blob); the error if not;
+        None (and the tag refused) when the tag moved since planning: it keeps its new digest."""
         try:
             manifest = self.client.get_manifest(self.repository, tag)
+            if manifest.digest != self.plan.tag_digests[tag]:
+                with self._lock:
+                    self.plan.refuse_tag(tag, manifest.digest)
+                return None
             marker = self.client.put_manifest(self.repository, tag, throwaway_bytes(manifest.raw), manifest.media_type)
         except RegistryError as exc:
             return exc
-        # The digest the tag had when marked (it may have moved since planning: that is what goes now).
         return {"tag": tag, "digest": manifest.digest, "marker": marker, "raw": manifest.raw,
                 "media_type": manifest.media_type}
 
@@ -226,7 +350,8 @@ def throwaway_bytes(raw: bytes) -> bytes:
 
 
 def apply_delete(client, repository: str, plan: DeletePlan, concurrency: int = 8, probed: bool = False) -> list[dict]:
-    """Carry out a plan: tags first (their digests survive), then digests, then blobs; then check the tags."""
+    """Carry out a plan: tags first (their digests survive), then (after the race guard) digests, then blobs; then
+    check the tags."""
     if not plan.changes:
         return []
     if not probed:
@@ -234,7 +359,11 @@ def apply_delete(client, repository: str, plan: DeletePlan, concurrency: int = 8
     deleted: list[dict] = []
     deleter = TagDeleter(client, repository, plan)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        deleted.extend(deleter.delete_all(pool, plan.tags))
+        deleted.extend(deleter.delete_all(pool, list(plan.tags)))
+        refused = recheck_before_digest_deletes(client, repository, plan, concurrency)
+        if refused:
+            client.warn(f"not deleted in {repository}, because the registry changed since the list of deletes was "
+                        f"made: {'; '.join(map(refusal_summary, refused))} (see refused)")
 
         def delete_digest(digest: str) -> dict:
             gone = client.delete_manifest(repository, digest)

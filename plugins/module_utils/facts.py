@@ -18,6 +18,15 @@ from ansible_collections.regops.registry.plugins.module_utils.errors import Regi
 PRIVATE_KEYS = ("blob_sizes",)
 
 
+def resolve_tags(client, repository: str, tags: list[str], concurrency: int = 8) -> dict[str, str | None]:
+    """Tag -> digest with concurrent HEADs, in the order given (None when a listed tag vanished meanwhile)."""
+    if not tags:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(tags)))) as pool:
+        heads = list(pool.map(lambda t: client.head_manifest(repository, t, confirm_missing=True), tags))
+    return {tag: (head.digest if head else None) for tag, head in zip(tags, heads)}
+
+
 def public(facts: dict) -> dict:
     """Facts without the helper keys that only the aggregation needs."""
     return {k: v for k, v in facts.items() if k not in PRIVATE_KEYS}
@@ -80,12 +89,7 @@ class FactsGatherer:
         return images.image_facts(manifest.data, manifest.media_type, manifest.digest, config, len(manifest.raw))
 
     def resolve(self, repository: str, tags: list[str]) -> dict[str, str | None]:
-        """Tag -> digest with concurrent HEADs (None when a listed tag vanished meanwhile)."""
-        if not tags:
-            return {}
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(tags))) as pool:
-            heads = list(pool.map(lambda t: self.client.head_manifest(repository, t, confirm_missing=True), tags))
-        return {tag: (head.digest if head else None) for tag, head in zip(tags, heads)}
+        return resolve_tags(self.client, repository, tags, self.concurrency)
 
     def referrers(self, repository: str, digest: str, depth: int = 3) -> list[str] | None:
         """Digests of every referrer of ``digest`` (signatures of signatures too, ``depth`` levels), or None when

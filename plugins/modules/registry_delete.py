@@ -17,6 +17,13 @@ description:
     that cannot exist answers 404 where deletes work, 405 where they are disabled), so a refused delete never leaves
     a throwaway manifest or a moved tag behind.
   - Deleting a B(digest) removes every tag pointing at it; the result names them.
+  - B(Concurrent pushes.) A caller that chose the deletes from an earlier read passes what it saw in
+    O(expected_tags). Just before the digest deletes (after the delete check and the tag deletes), the module reads
+    again the tags that were on the digests to delete and any tag it had not seen. A digest that now carries a tag
+    the caller did not see on it is not deleted, nor what belongs to it (the children of an index, referrers whose
+    subject it is); it is listed in RV(refused) with the unexpected tags, and the other deletes go on. A tag to
+    delete that now points at another digest is left there and listed in RV(refused) too, with or without
+    O(expected_tags).
   - Deleting manifests does not free storage; the registry's garbage collection does that.
 author:
   - regops.registry contributors (@regops)
@@ -27,7 +34,7 @@ options:
   repositories:
     description:
       - Deletes in several repositories in one call, each entry with its own C(repository), C(tags), C(digests),
-        C(blobs) and C(protect_tags) (as the options of the same names). Every repository is planned, and checked for
+        C(blobs), C(protect_tags) and C(expected_tags) (as the options of the same names). Every repository is planned, and checked for
         deletes being accepted, before the first delete anywhere; then two repositories are worked on at a time.
     type: list
     elements: dict
@@ -56,6 +63,9 @@ options:
         type: list
         elements: str
         default: []
+      expected_tags:
+        description: As O(expected_tags), in this repository.
+        type: dict
   tags:
     description: Tags to delete, each alone (other tags on the same digest stay).
     type: list
@@ -81,6 +91,15 @@ options:
     type: list
     elements: str
     default: []
+  expected_tags:
+    description:
+      - The tags of the repository as the caller saw them when it chose the deletes, a mapping of each tag to its
+        digest; it must name at least every tag the caller saw on each of O(digests).
+      - A digest to delete that carries any other tag, when the module plans or just before its C(DELETE), is
+        refused (see RV(refused)); so is a tag of O(tags) that points at another digest than the one given here.
+      - Without it, a digest is deleted with whatever tags it carries, and RV(deleted) names them.
+      - The prune role passes the tags its plan was made from.
+    type: dict
   concurrency:
     description: How many requests run at once.
     type: int
@@ -120,6 +139,23 @@ EXAMPLES = r"""
     repositories:
       - {repository: team/app, tags: [pr-1234, pr-1235]}
       - {repository: team/worker, digests: ["sha256:b5e93cc391e4d304fa6a31385313cbdec55915f4041733f914da42db076d72de"], protect_tags: [stable]}
+
+- name: Delete an old image only if no tag was pushed onto it since it was looked at
+  regops.registry.registry_delete:
+    registry: registry.example.com
+    repository: team/app
+    digests:
+      - sha256:b7c1e402dc8ce4298fceded9ac3f12cf16dc228b81c4ca7326ae4243ced0b50f
+    expected_tags:
+      build-41: sha256:b7c1e402dc8ce4298fceded9ac3f12cf16dc228b81c4ca7326ae4243ced0b50f
+  register: old_image
+
+- name: Say what was left because CI pushed onto it meanwhile
+  ansible.builtin.debug:
+    msg: "{{ item.name }} kept for {{ item.unexpected_tags | default([]) | join(', ') }}: {{ item.reason }}"
+  loop: "{{ old_image.refused }}"
+  loop_control:
+    label: "{{ item.name }}"
 """
 
 RETURN = r"""
@@ -135,17 +171,38 @@ deleted:
     - {type: tag, name: pr-1234, digest: "sha256:4f53...", method: throwaway}
     - {type: digest, name: "sha256:9a1b...", digest: "sha256:9a1b...", removed_tags: [old, older], method: digest}
 repositories:
-  description: With O(repositories), per repository its C(repository), C(changed), C(deleted) and C(skipped); RV(deleted)
-    and RV(skipped) then list the entries of every repository, each with its C(repository).
+  description: With O(repositories), per repository its C(repository), C(changed), C(deleted), C(absent) and
+    C(refused); RV(deleted), RV(absent) and RV(refused) then list the entries of every repository, each with its
+    C(repository).
   returned: when O(repositories) is given
   type: list
   elements: dict
-skipped:
-  description: What was not deleted, with the reason (for example C(absent) on a second run).
+absent:
+  description:
+    - What was asked for but is not there (nothing to do; for example everything on a second run).
+    - A tag of O(tags) whose digest is deleted too is not listed here but in that digest's C(removed_tags).
   returned: always
   type: list
   elements: dict
-  sample: [{type: tag, name: pr-1234, reason: absent}]
+  sample: [{type: tag, name: pr-1234}]
+refused:
+  description:
+    - Deletes not made because the registry changed since the caller chose them (see O(expected_tags)); the other
+      deletes were made. Each entry has C(type), C(name), C(digest) and a C(reason) sentence.
+    - For a digest, C(unexpected_tags) (the tags it carries now that the caller did not see on it) and
+      C(expected_tags); for a digest kept with a refused one, C(of) names that one. For a tag, C(digest) is where it
+      points now and C(expected_digest) where it pointed.
+    - A later run, planned again, deals with them.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - type: digest
+      name: "sha256:9a1b..."
+      digest: "sha256:9a1b..."
+      expected_tags: [build-41]
+      unexpected_tags: [hotfix]
+      reason: "hotfix now also points at this digest, which the list of deletes did not see: not deleted, so every tag on it stays"
 """
 
 from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, for_each_repository
@@ -159,7 +216,7 @@ from ansible_collections.regops.registry.plugins.module_utils.reference import (
 )
 
 
-PER_REPOSITORY = ("tags", "digests", "blobs", "protect_tags")
+PER_REPOSITORY = ("tags", "digests", "blobs", "protect_tags", "expected_tags")
 
 
 def main() -> None:
@@ -170,9 +227,10 @@ def main() -> None:
         "digests": lists,
         "blobs": lists,
         "protect_tags": lists,
+        "expected_tags": {"type": "dict"},
         "repositories": {"type": "list", "elements": "dict", "options": {
             "repository": {"type": "str", "required": True}, "tags": lists, "digests": lists, "blobs": lists,
-            "protect_tags": lists}},
+            "protect_tags": lists, "expected_tags": {"type": "dict"}}},
         "concurrency": {"type": "int", "default": 8},
     }, mutually_exclusive=[("repository", "repositories")], required_one_of=[("repository", "repositories")])
 
@@ -182,12 +240,14 @@ def main() -> None:
                 "tags": [validate_tag(t) for t in spec["tags"]],
                 "digests": [supported_digest(d) for d in spec["digests"]],
                 "blobs": [supported_digest(b) for b in spec["blobs"]],
-                "protect": [validate_tag(t) for t in spec["protect_tags"]]}
+                "protect": [validate_tag(t) for t in spec["protect_tags"]],
+                "expected": None if spec["expected_tags"] is None else
+                {validate_tag(t): supported_digest(d) for t, d in spec["expected_tags"].items()}}
 
     def body() -> dict:
         p = rm.params
         if p["repositories"] is not None and any(p[k] for k in PER_REPOSITORY):
-            raise InvalidInput("with repositories, give tags, digests, blobs and protect_tags per repository")
+            raise InvalidInput("with repositories, give tags, digests, blobs, protect_tags and expected_tags per repository")
         specs = p["repositories"] if p["repositories"] is not None else [{"repository": p["repository"],
                                                                          **{k: p[k] for k in PER_REPOSITORY}}]
         wanted = [requests_of(spec) for spec in specs]
@@ -195,7 +255,8 @@ def main() -> None:
         client = rm.client
         # Every plan (and its protect_tags check) before the first delete anywhere.
         plans = for_each_repository(lambda w: plan_delete(client, w["repository"], tags=w["tags"], digests=w["digests"],
-                                                          blobs=w["blobs"], protect=w["protect"], concurrency=workers),
+                                                          blobs=w["blobs"], protect=w["protect"],
+                                                          expected=w["expected"], concurrency=workers),
                                     wanted)
         changing = [(w["repository"], plan) for w, plan in zip(wanted, plans) if plan.changes]
         if rm.check_mode:
@@ -210,16 +271,18 @@ def main() -> None:
 
             applied = dict(for_each_repository(apply, changing))
             outcomes = [applied.get(w["repository"], []) for w in wanted]
-        per_repository = [{"repository": w["repository"], "changed": plan.changes, "deleted": outcome,
-                           "skipped": plan.skipped} for w, plan, outcome in zip(wanted, plans, outcomes)]
+        per_repository = [{"repository": w["repository"], "changed": bool(outcome), "deleted": outcome,
+                           "absent": plan.absent, "refused": plan.refused}
+                          for w, plan, outcome in zip(wanted, plans, outcomes)]
         diffs = [{"before": {"repository": r["repository"], "tags": dict(sorted(plan.tag_digests.items()))},
                   "after": {"repository": r["repository"], "tags": plan.after()}} for r, plan in zip(per_repository, plans)]
         if p["repositories"] is None:
             only = per_repository[0]
-            return {"changed": only["changed"], "deleted": only["deleted"], "skipped": only["skipped"], "diff": diffs[0]}
+            return {"changed": only["changed"], "deleted": only["deleted"], "absent": only["absent"],
+                    "refused": only["refused"], "diff": diffs[0]}
         return {"changed": any(r["changed"] for r in per_repository), "repositories": per_repository,
-                "deleted": [dict(item, repository=r["repository"]) for r in per_repository for item in r["deleted"]],
-                "skipped": [dict(item, repository=r["repository"]) for r in per_repository for item in r["skipped"]],
+                **{key: [dict(item, repository=r["repository"]) for r in per_repository for item in r[key]]
+                   for key in ("deleted", "absent", "refused")},
                 "diff": diffs}
 
     rm.run(body)

@@ -114,9 +114,15 @@ media_type:
   type: str
   sample: application/vnd.oci.image.index.v1+json
 manifest:
-  description: The manifest (parsed JSON).
-  returned: success
+  description: The manifest (parsed JSON), read or written from O(content).
+  returned: when reading, or writing from O(content)
   type: dict
+source:
+  description: Where the image was copied from, as resolved from O(source) (C(registry) host, C(repository),
+    C(reference)).
+  returned: when writing from O(source)
+  type: dict
+  sample: {registry: registry.example.com, repository: team/app, reference: "1.4.2"}
 image:
   description: Image facts (C(created), C(created_source), C(size), C(platforms), C(labels), C(annotations),
     C(artifact_type); for an index also C(manifests), one entry per platform).

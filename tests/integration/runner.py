@@ -20,6 +20,20 @@ COLLECTIONS = ROOT / ".tmp" / "collections"
 VERBOSITY = int(os.environ.get("REGOPS_TEST_VERBOSITY", "4"))
 
 
+# Every module result of the session's Ansible runs (tests/integration/callback) and of run_module, one JSON line
+# each, for test_zz_return_keys.py: one file per pytest process, started empty.
+RESULTS_LOG = ROOT / ".tmp" / "module-results" / f"{os.getpid()}.jsonl"
+RESULTS_LOG.unlink(missing_ok=True)
+CALLBACKS = Path(__file__).resolve().parent / "callback"
+
+
+def record_module_result(module: str, result: dict, check_mode: bool) -> None:
+    RESULTS_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS_LOG, "a", encoding="utf-8") as log:
+        log.write(json.dumps({"module": module, "status": "failed" if result.get("failed") else "ok",
+                              "check_mode": check_mode, "result": result}) + "\n")
+
+
 def ensure_collection_link() -> Path:
     """The tree must be importable as ansible_collections.regops.registry."""
     link = COLLECTIONS / "ansible_collections" / "regops" / "registry"
@@ -41,7 +55,11 @@ def ansible_env(extra: dict | None = None) -> dict:
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "ANSIBLE_HOST_KEY_CHECKING": "0",
         "ANSIBLE_VERBOSE_TO_STDERR": "1",  # -vvvv lines on stderr: stdout stays the JSON ansible-inventory prints
+        "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
+        "ANSIBLE_CALLBACKS_ENABLED": "regops_results",
+        "REGOPS_RESULTS_LOG": str(RESULTS_LOG),
     })
+    RESULTS_LOG.parent.mkdir(parents=True, exist_ok=True)
     env.update(extra or {})
     return env
 
@@ -121,6 +139,7 @@ def run_module(module: str, args: dict, *, check: bool = False) -> tuple[dict, i
             result = json.loads(text[text.index("{"):])
         except ValueError:
             raise AssertionError(f"module printed no JSON: {text!r} {err_path.read_text()!r}") from None
+        record_module_result(module, result, check)
         return result, peak_rss_kib(rss_path) * 1024
 
 

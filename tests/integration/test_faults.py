@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.integration.runner import run_module
+from tests.integration.runner import run_module, run_playbook
 from tests.lab import reliability, seed
 from tests.lab.faultproxy import FaultProxy, Rule
 from tests.lab.registry import start_registry
@@ -305,3 +305,48 @@ def test_token_expiry_mid_run_gets_a_new_token(tmp_path):
                len(refused), before)
     finally:
         lab.close()
+
+
+def test_tag_pushed_onto_a_doomed_digest_during_a_prune_survives(faulty, proxy):
+    """The race of issue 14: CI tags an image that the prune plan deletes, between the plan and the deletes.
+
+    The proxy pushes the tag (straight to the registry) when it sees the first DELETE of the run, the delete probe:
+    after the facts and the plan, before any tag or digest is deleted."""
+    lab, _proxy, _truth = faulty
+    session = seed.LabSession(lab)
+    repo = "f/race"
+    newest = seed.push_image(session, repo, "latest", seed=700, created="2024-03-01T00:00:00Z")
+    seed.tag_manifest(session, repo, "pr-9", newest["raw"], newest["media_type"])  # goes as a tag: latest stays
+    old = seed.push_image(session, repo, "old-1", seed=701, created="2024-02-01T00:00:00Z")
+    seed.tag_manifest(session, repo, "old-1b", old["raw"], old["media_type"])
+    older = seed.push_image(session, repo, "old-2", seed=702, created="2024-01-01T00:00:00Z")
+    planned = {"pr-9", "old-1", "old-1b", "old-2"}
+    before = reliability.snapshot(lab, [repo])
+    assert before == {repo: {"latest"} | planned}
+
+    def ci_pushes_hotfix(_seen):
+        seed.tag_manifest(seed.LabSession(lab), repo, "hotfix", old["raw"], old["media_type"])
+
+    rule = proxy.add(Rule("hook", method="DELETE", hook=ci_pushes_hotfix))
+    run = run_playbook("prune.yml", {"prune_registry": proxy.url, "prune_repositories": [repo],
+                                     "prune_keep_latest": 0, "prune_keep_tags": ["^latest$"]})
+    assert run.ok, run.output[-3000:]
+    assert rule.hits == 1 and proxy.hook_errors == []
+    first_delete = next(s for s in proxy.seen if s.method == "DELETE")
+    assert first_delete.fault == "hook" and "sha256:" + "0" * 64 in first_delete.path  # the probe, before any delete
+    assert [p["repository"] for p in run.results["repositories"]] == [repo]
+    assert set(run.results["repositories"][0]["delete_tags"]) == {"pr-9"}
+    assert set(run.results["repositories"][0]["delete_digests"]) == {old["digest"], older["digest"]}
+
+    after = reliability.snapshot(lab, [repo])
+    assert after == {repo: {"latest", "old-1", "old-1b", "hotfix"}}  # the refused digest keeps every tag
+    assert seed.head_manifest(session, repo, "hotfix") == old["digest"]
+    assert seed.head_manifest(session, repo, older["digest"]) is None  # the rest of the plan went
+    (refused,) = run.results["refused"]
+    assert refused["digest"] == old["digest"] and refused["unexpected_tags"] == ["hotfix"], refused
+    assert refused["repository"] == repo and "did not see" in refused["reason"]
+    assert "now also tagged hotfix" in run.output  # the warning the user sees
+    lost = record(lab, "a tag pushed onto a digest to delete between the prune plan and its deletes (at the first "
+                  "DELETE)", "that digest not deleted and named in refused; the rest of the plan deleted", rule.hits,
+                  {repo: before[repo] | {"hotfix"}}, {repo: planned})
+    assert lost == 0

@@ -4,6 +4,7 @@ checked with skopeo; second run, check mode, the deletion cap, an emptying polic
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -147,3 +148,51 @@ def test_prune_with_token_auth(lab_token):
     session = seed.session_for(lab_token)
     for repo, t in truth.items():
         assert set(seed.list_tags(session, repo)) == expected_kept(t)
+
+
+DELETE_TASK = "Delete, one concurrent call for all the repositories"
+
+
+def changed_tasks(output: str) -> list[str]:
+    """The names of the tasks with a result reported changed (the PLAY RECAP would count a run_once task once per
+    host)."""
+    assert "PLAY RECAP" in output, output[-2000:]
+    sections = re.split(r"^TASK \[(?:regops\.registry\.prune : )?(.+?)\] \**$", output, flags=re.MULTILINE)
+    return [name for name, body in zip(sections[1::2], sections[2::2]) if re.search(r"^changed: \[", body, re.MULTILINE)]
+
+
+def test_report_is_written_once_on_the_controller_and_a_rerun_changes_nothing(lab_plain, tmp_path):
+    session = seed.LabSession(lab_plain)
+    repo = "report/app"
+    for i, day in enumerate(("01", "02", "03")):
+        image = seed.push_image(session, repo, f"build-{i}", seed=800 + i, created=f"2024-01-{day}T00:00:00Z")
+        seed.tag_manifest(session, repo, f"pr-{i}", image["raw"], image["media_type"])
+    report = tmp_path / "nightly"
+    variables = {"prune_registry": lab_plain.url, "prune_repositories": [repo], "prune_keep_latest": 1,
+                 "prune_report_path": str(report), "prune_hosts": ["ci-runner-a", "ci-runner-b"]}
+
+    def nightly(check: bool, **extra):
+        run = run_playbook("prune_elsewhere.yml", {**variables, **extra}, check=check)
+        assert run.ok, run.output[-3000:]
+        return run
+
+    first = nightly(True)  # two target hosts, neither localhost: one report, written by the controller
+    for task in ("Write the report (JSON)", "Write the report (Markdown)"):
+        section = first.output.split(f"TASK [regops.registry.prune : {task}]", 1)[1].split("TASK [", 1)[0]
+        assert re.findall(r"^(?:ok|changed): \[([^\]]+)\]", section, re.MULTILINE) == ["ci-runner-a -> localhost"], task
+    reports = ["Write the report (JSON)", "Write the report (Markdown)"]
+    assert changed_tasks(first.output) == reports + [DELETE_TASK]
+    assert json.loads(report.with_suffix(".json").read_text())["check_mode"] is True
+    # Same plan in check mode: the reports stay as they are; only what check mode says would be deleted shows.
+    assert changed_tasks(nightly(True).output) == [DELETE_TASK]
+
+    one_host = {"prune_hosts": ["ci-runner-a"]}
+    applied = nightly(False, **one_host)
+    assert applied.results["summary"]["deleted"] == 4 and changed_tasks(applied.output) == reports + [DELETE_TASK]
+    assert skopeo_tags(lab_plain, repo) == {"build-2", "pr-2"}
+    rerun = nightly(False, **one_host)  # the plan changed (the deleted tags are gone): the report says so
+    assert changed_tasks(rerun.output) == reports
+    stamped = json.loads(report.with_suffix(".json").read_text())["planned_at"]
+    again = nightly(False, **one_host)
+    assert changed_tasks(again.output) == []
+    assert json.loads(report.with_suffix(".json").read_text())["planned_at"] == stamped  # since when it is the same

@@ -24,12 +24,13 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from re import search
 from urllib.parse import urlsplit
 
-ACTIONS = ("status", "delay", "reset", "truncate", "flip", "replace_body", "drop_request", "redirect")
+ACTIONS = ("status", "delay", "reset", "truncate", "flip", "replace_body", "drop_request", "redirect", "hook")
 CHUNK = 64 * 1024
 UPSTREAM_TIMEOUT = 60.0
 # Hop-by-hop headers (RFC 9110 7.6.1) describe one connection, never the one on the other side of the proxy.
@@ -59,12 +60,15 @@ class Rule:
     delay: float = 0.0
     after_bytes: int = 0
     redirect_to: str = ""
+    hook: Callable[[Seen], None] | None = None
     hits: int = 0
     _matched: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"unknown action {self.action!r}; expected one of {ACTIONS}")
+        if self.action == "hook" and self.hook is None:
+            raise ValueError("the hook action needs a hook to call")
 
 
 @dataclass
@@ -112,6 +116,7 @@ class FaultProxy:
             self.upstream_auth = f"Basic {token}"
         self.rules: list[Rule] = []
         self.seen: list[Seen] = []
+        self.hook_errors: list[Exception] = []
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -213,6 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
     flip: forward with one body byte XOR 0x01 (at ``after_bytes`` if inside the body, else the middle one).
     replace_body: forward, upstream status and headers with ``body`` instead of the upstream body.
     drop_request: read ``after_bytes`` of the request body, then RST; nothing reaches the upstream.
+    hook: call ``hook(seen)`` (for example to change the upstream as another client would, at an exact point of a
+    run), then forward; an exception in the hook answers 502 and is kept in ``proxy.hook_errors``.
     """
 
     protocol_version = "HTTP/1.1"  # keep-alive with the client, as a real registry offers
@@ -258,6 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._read_body(limit=rule.after_bytes)
                 return self._abort()
             body = self._read_body()
+            if rule is not None and rule.action == "hook":
+                return self._run_hook(rule, body)
             if rule is None or rule.action == "delay":
                 if rule is not None:
                     time.sleep(rule.delay)
@@ -301,6 +310,14 @@ class _Handler(BaseHTTPRequestHandler):
         if len(data) < size:
             raise ConnectionResetError("client closed the connection mid-body")
         return data
+
+    def _run_hook(self, rule: Rule, body: bytes) -> None:
+        try:
+            rule.hook(self._seen)
+        except Exception as exc:  # noqa: BLE001 - reported to the test, which asserts on hook_errors
+            self.proxy.hook_errors.append(exc)
+            return self._answer_status(Rule("status", status=502, body=f"faultproxy hook failed: {exc}".encode()))
+        return self._forward(body)
 
     # --- faults that never reach the upstream ----------------------------------------------------
 

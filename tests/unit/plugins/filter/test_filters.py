@@ -37,3 +37,40 @@ def test_promote_summary_of_a_playbooks_own_loop_names_the_target_from_the_task_
     summary = promote_summary(result)
     assert summary["target"] == "registry.example.com/prod/app:1.4" and summary["blobs"]["mounted"] == 0
     assert promote_summary({"item": "1.4"})["target"] == "1.4"  # no arguments registered (no_log): the item itself
+
+
+def prune_plan(now="2024-03-01T00:00:00Z"):
+    from ansible_collections.regops.registry.plugins.filter.prune import retention_plan
+
+    images = [{"tag": t, "digest": "sha256:" + d * 64, "created": c, "size": 1}
+              for t, d, c in (("old", "1", "2024-01-01T00:00:00Z"), ("old-b", "1", "2024-01-01T00:00:00Z"),
+                              ("new", "2", "2024-02-01T00:00:00Z"))]
+    return retention_plan(images, keep_latest=1, repository="a", now=now)
+
+
+def test_retention_deletes_passes_what_the_plan_saw():
+    from ansible_collections.regops.registry.plugins.filter.prune import retention_deletes
+
+    deletes = retention_deletes(prune_plan())
+    assert deletes["digests"] == ["sha256:" + "1" * 64] and deletes["protect_tags"] == ["new"]
+    assert deletes["expected_tags"] == {"old": "sha256:" + "1" * 64, "old-b": "sha256:" + "1" * 64,
+                                        "new": "sha256:" + "2" * 64}
+
+
+def test_retention_report_keeps_the_previous_report_while_the_plan_is_the_same():
+    import json
+
+    from ansible_collections.regops.registry.plugins.filter.prune import retention_report
+
+    def report(now, plan):
+        return {"planned_at": now, "check_mode": False, "policy": plan["policy"], "repositories": [plan]}
+
+    first = report("2024-03-01T00:00:00Z", prune_plan())
+    text = json.dumps(first)
+    later = report("2024-03-02T00:00:00Z", prune_plan(now="2024-03-02T00:00:00Z"))
+    assert retention_report(later, text) == first  # same plan a day later: the report stays as it is, time included
+    assert retention_report(later, None) == later and retention_report(later, "not json") == later
+    changed = report("2024-03-02T00:00:00Z", prune_plan(now="2024-03-02T00:00:00Z"))
+    changed["repositories"][0]["tags"][-1]["decision"] = "keep"
+    assert retention_report(changed, text) == changed  # another plan: its own time
+    assert retention_report(dict(later, check_mode=True), text)["planned_at"] == "2024-03-02T00:00:00Z"

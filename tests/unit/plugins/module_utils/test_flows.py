@@ -78,11 +78,11 @@ def test_digest_delete_names_every_tag_and_is_idempotent():  # EP-17
     digest, _raw = image(registry, "a", ["x", "y"])
     client = make_client(registry.route)[0]
     plan = deletion.plan_delete(client, "a", digests=[digest], tags=["x"])
-    assert deletion.predicted(plan)[0]["removed_tags"] == ["x", "y"]
-    assert plan.skipped[0]["reason"].startswith("removed with its digest")
+    assert deletion.predicted(plan) == [{"type": "digest", "name": digest, "digest": digest, "removed_tags": ["x", "y"]}]
+    assert plan.absent == [] and plan.tags == []  # x goes with its digest, named in removed_tags
     deletion.apply_delete(client, "a", plan)
     again = deletion.plan_delete(client, "a", digests=[digest])
-    assert not again.changes and again.skipped[0]["reason"] == "absent"
+    assert not again.changes and again.absent == [{"type": "digest", "name": digest}]
 
 
 def test_chunked_upload_resumes_after_interruption(tmp_path):  # EP-28, EP-29
@@ -220,12 +220,17 @@ def test_protected_tag_on_a_doomed_digest_stops_everything():
     assert adapter.writes() == [] and registry.tags["a"] == {"old": digest, "moved-here": digest}
 
 
-def test_tagged_digests_are_deleted_before_untagged_ones():
-    registry = MemoryRegistry()
-    child, raw = image(registry, "a", [], seed="c")
+def one_child_index(registry: MemoryRegistry, repo: str, tag: str) -> tuple[str, str]:
+    """An untagged image and an index of it under ``tag``: (child digest, index digest)."""
+    child, raw = image(registry, repo, [], seed="c")
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": child, "size": len(raw)}]}).encode()
-    index_digest = registry.add_manifest("a", "multi", index, OCI_INDEX)
+    return child, registry.add_manifest(repo, tag, index, OCI_INDEX)
+
+
+def test_tagged_digests_are_deleted_before_untagged_ones():
+    registry = MemoryRegistry()
+    child, index_digest = one_child_index(registry, "a", "multi")
     client, adapter = make_client(registry.route)
     plan = deletion.plan_delete(client, "a", digests=[child, index_digest], concurrency=1)
     deletion.apply_delete(client, "a", plan, concurrency=1)
@@ -366,3 +371,71 @@ def test_a_manifest_or_config_that_does_not_verify_is_read_again(what):
     broken, _adapter = make_client(corrupting(registry.route, what, 99))
     with pytest.raises(client_module.TransientReadError, match="digest mismatch"):
         broken.get_manifest("app", digest) if what == "/manifests/" else broken.get_blob_bytes("app", config)
+
+
+def pushing_on_first_delete(registry: MemoryRegistry, repo: str, tag: str, digest: str):
+    """A route that, on the first DELETE it sees (the delete probe), tags ``digest`` as CI would, then answers."""
+    state = {"pushed": False}
+
+    def route(sent):
+        if sent.method == "DELETE" and not state["pushed"]:
+            state["pushed"] = True
+            registry.tags[repo][tag] = digest
+        return registry.route(sent)
+
+    return route
+
+
+def test_a_tag_pushed_onto_a_doomed_digest_after_planning_refuses_that_delete_only():
+    registry = MemoryRegistry()
+    keep, _raw = image(registry, "a", ["keep", "drop"], seed="k")
+    old, _raw = image(registry, "a", ["old"], seed="o")
+    older, _raw = image(registry, "a", ["older"], seed="p")
+    seen = dict(registry.tags["a"])
+    client, adapter = make_client(pushing_on_first_delete(registry, "a", "hotfix", old))
+    warnings = []
+    client._warn = warnings.append
+    plan = deletion.plan_delete(client, "a", tags=["drop"], digests=[old, older], expected=seen)
+    assert plan.refused == []  # nothing changed yet when planning
+    deleted = deletion.apply_delete(client, "a", plan)
+    assert registry.tags["a"] == {"keep": keep, "old": old, "hotfix": old}
+    assert old in registry.manifests["a"] and older not in registry.manifests["a"]
+    assert [(d["type"], d["name"]) for d in deleted] == [("tag", "drop"), ("digest", older)]
+    (refused,) = plan.refused
+    assert refused["name"] == old and refused["unexpected_tags"] == ["hotfix"] and refused["expected_tags"] == ["old"]
+    assert "hotfix" in warnings[-1] and old in warnings[-1]
+
+
+def test_without_expectations_a_digest_goes_with_the_tags_it_took():
+    registry = MemoryRegistry()
+    old, _raw = image(registry, "a", ["old"], seed="o")
+    image(registry, "a", ["keep"], seed="k")
+    client = make_client(pushing_on_first_delete(registry, "a", "hotfix", old))[0]
+    deleted = deletion.apply_delete(client, "a", deletion.plan_delete(client, "a", digests=[old]))
+    assert deleted[0]["name"] == old and "hotfix" not in registry.tags["a"]
+
+
+def test_a_kept_tag_seen_on_a_doomed_digest_when_planning_refuses_it_and_its_children():
+    registry = MemoryRegistry()
+    child, index_digest = one_child_index(registry, "a", "multi")
+    seen = dict(registry.tags["a"])
+    registry.tags["a"]["rollback"] = index_digest  # moved here between the facts and the delete call
+    client, adapter = make_client(registry.route)
+    plan = deletion.plan_delete(client, "a", digests=[index_digest, child], expected=seen)
+    assert not plan.changes and [r["name"] for r in plan.refused] == [index_digest, child]
+    assert plan.refused[1]["of"] == index_digest
+    assert deletion.apply_delete(client, "a", plan) == [] and adapter.writes() == []
+
+
+@pytest.mark.parametrize("mode", ["none", "native"])
+def test_a_tag_that_moved_since_planning_keeps_its_new_digest(mode):
+    registry = MemoryRegistry(tag_delete=mode)
+    keep, _raw = image(registry, "a", ["keep", "drop", "moving"], seed="k")
+    new, _raw = image(registry, "a", ["new"], seed="n")
+    client = make_client(pushing_on_first_delete(registry, "a", "moving", new))[0]
+    plan = deletion.plan_delete(client, "a", tags=["drop", "moving"])
+    deleted = deletion.apply_delete(client, "a", plan)
+    assert registry.tags["a"] == {"keep": keep, "moving": new, "new": new}
+    assert [d["name"] for d in deleted] == ["drop"]
+    assert plan.refused == [{"type": "tag", "name": "moving", "digest": new, "expected_digest": keep,
+                             "reason": plan.refused[0]["reason"]}]
