@@ -7,8 +7,9 @@ import json
 
 import pytest
 
+from ansible_collections.regops.registry.plugins.module_utils import _transport
 from ansible_collections.regops.registry.plugins.module_utils import client as client_module
-from ansible_collections.regops.registry.plugins.module_utils.auth import Credentials
+from ansible_collections.regops.registry.plugins.module_utils._credentials import Credentials
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.reference import MANIFEST_ACCEPT, OCI_MANIFEST
 
@@ -24,7 +25,7 @@ def sha(data: bytes) -> str:
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
     waits = []
-    monkeypatch.setattr(client_module.time, "sleep", waits.append)
+    monkeypatch.setattr(_transport.time, "sleep", waits.append)
     return waits
 
 
