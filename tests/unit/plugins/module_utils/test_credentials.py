@@ -255,3 +255,20 @@ def test_helper_timeout_from_config(tmp_path, helper_env):  # AU-10
     path = write_config(tmp_path, {"credsStore": "hang"})
     with pytest.raises(AuthError, match="timed out"):
         auth.resolve_credentials(parse_registry("r.example.com"), docker_config=path, environ=helper_env, helper_timeout=0.3)
+
+
+HELPER_NEEDS = {  # what cloud helpers read: proxies, TLS trust, their SDK's settings (issue 14 item 3)
+    "HTTPS_PROXY": "http://proxy:3128", "https_proxy": "http://proxy:3128", "HTTP_PROXY": "http://proxy:3128",
+    "http_proxy": "http://proxy:3128", "ALL_PROXY": "socks5://proxy", "NO_PROXY": ".corp", "no_proxy": ".corp",
+    "SSL_CERT_FILE": "/etc/corp/ca.pem", "SSL_CERT_DIR": "/etc/corp/certs", "AWS_REGION": "eu-west-1",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/k.json", "CLOUDSDK_CONFIG": "/gcloud", "AZURE_CLIENT_ID": "app-id",
+}
+OUR_SECRETS = {"REGOPS_REGISTRY_PASSWORD": "ours-1", "REGOPS_REGISTRY_TOKEN": "ours-2", "LEAKY_SECRET": "x",
+               "ANSIBLE_VAULT_PASSWORD": "v", "PROXY_SETTINGS_NOTE": "not a proxy variable"}
+
+
+def test_helper_gets_its_usual_environment_and_none_of_ours(helper_env, tmp_path):  # AU-10
+    auth.run_credential_helper("test", "r.example.com", 5, {**helper_env, **HELPER_NEEDS, **OUR_SECRETS})
+    env = dict(line.split("=", 1) for line in (tmp_path / "env.txt").read_text().splitlines() if "=" in line)
+    assert {name: env.get(name) for name in HELPER_NEEDS} == HELPER_NEEDS
+    assert not set(OUR_SECRETS) & set(env)
