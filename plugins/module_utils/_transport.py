@@ -254,7 +254,8 @@ def ssl_context(host: HostTls) -> ssl.SSLContext:
 
 
 class _TlsAdapter(HTTPAdapter):
-    """An adapter whose pools (direct or through a proxy) use one host's SSL context, and 1 MiB socket writes."""
+    """An adapter whose pools (direct or through a proxy) use one host's SSL context, and 1 MiB socket writes
+    (uploads stream 1 MiB at a time, not 16 KiB). Plain-http origins share the one of ``HostTls(verify=False)``."""
 
     def __init__(self, context: ssl.SSLContext, pool_size: int) -> None:
         self._context = context
@@ -312,7 +313,7 @@ class Transport:
             return host
 
     def _adapter(self, url: str, host: HostTls):
-        if not self._own_adapters or not url.startswith("https://"):
+        if not self._own_adapters:
             return self.session.get_adapter(url)
         with self._lock:
             adapter = self._adapters.get(host)
