@@ -396,9 +396,7 @@ def build_token_request(challenge: Challenge, scopes: Iterable[Scope], credentia
     if challenge.scheme != "bearer":
         raise AuthError(f"a token request needs a Bearer challenge, not {challenge.scheme!r}")
     realm = challenge.realm
-    if not realm:
-        raise AuthError("the registry's Bearer challenge names no token realm")
-    validate_realm(realm, registry_scheme, registry_host)
+    validate_realm(realm, registry_scheme, registry_host)  # an absent realm included
     service = challenge.service
     scope_list = [str(s) for s in merge_scopes([], scopes)]
     has_basic = credentials.basic_header() is not None

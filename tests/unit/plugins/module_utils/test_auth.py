@@ -201,7 +201,7 @@ def test_token_request_password_grant_when_preferred():  # AU-03 / AU-08
 
 @pytest.mark.parametrize("challenge,match", [
     (Challenge("basic", {"realm": "r"}), "Bearer challenge"),
-    (Challenge("bearer", {"service": "s"}), "no token realm"),
+    (Challenge("bearer", {"service": "s"}), "without naming a token server"),
     (bearer("http://auth.example.com/token"), "plain http"),
 ])
 def test_token_request_refused(challenge, match):  # AU-03, AU-12
