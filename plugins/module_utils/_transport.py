@@ -73,6 +73,7 @@ class RetryableError(RegistryError):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
         self.response = response
+        self.spent = False  # set when a loop gave up on it: an outer loop must not try it again
 
 
 def origin(url: str) -> Origin:
@@ -373,9 +374,15 @@ class Transport:
             try:
                 return attempt()
             except RetryableError as exc:
+                if exc.spent:
+                    raise
                 if tries >= self.retries or not can_repeat():
                     if exc.response is not None:
                         return exc.response
+                    # Spent when the tries ran out: a whole read around a send that gave up does not multiply them.
+                    # Not when the body cannot be sent again: a source blob breaking off while streamed into an
+                    # upload is for the copy's own loop to try again.
+                    exc.spent = tries >= self.retries
                     raise
                 self.sleep_before_retry(tries, exc.retry_after)
                 tries += 1

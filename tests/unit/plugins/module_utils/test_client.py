@@ -318,3 +318,12 @@ def test_threads_meeting_the_same_refused_token_share_one_refresh():  # issue 14
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(lambda _i: client.list_tags("a"), range(16))) == [["1"]] * 16
     assert len(registry.log) == 2
+
+
+def test_a_read_around_a_send_that_gave_up_is_not_tried_again(no_sleep):
+    """One retry loop, nested: the whole-read loop of get_manifest does not multiply the send loop's tries."""
+    import requests
+    client, adapter = make_client(lambda s: Answer(200) if s.url.endswith("/v2/") else requests.exceptions.ConnectionError("reset"))
+    with pytest.raises(RegistryError, match="cannot reach the registry"):
+        client.get_manifest("a", "latest")
+    assert len([s for s in adapter.sent if "/manifests/" in s.url]) == client.retries + 1 == 3
