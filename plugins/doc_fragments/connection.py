@@ -57,11 +57,10 @@ options:
     description:
       - Client certificate (PEM) for mutual TLS. It is presented only to the registry's own origin (scheme, host and
         port), never to a redirect target or a token server on another host.
-      - Without it, what Docker users already have is used, as the Docker daemon reads it
-        (on the host running the module) - C(/etc/docker/certs.d/<host[:port]>/):
-        every C(*.crt) there is a CA trusted for that host, and a C(client.cert) with its C(client.key) (any
-        C(<name>.cert) + C(<name>.key) pair) is presented to that host only. The directory is C(<host>:<port>), or
-        C(<host>) for port 443.
+      - Without it, what Docker users already have is used, as the Docker daemon reads it, on the host running the
+        module, in C(/etc/docker/certs.d/<host[:port]>/). Every C(*.crt) there is a CA trusted for that host, and a
+        C(client.cert) with its C(client.key) (any C(<name>.cert) + C(<name>.key) pair) is presented to that host
+        only. The directory is C(<host>:<port>), or C(<host>) for port 443.
       - The environment variable E(REGOPS_REGISTRY_CERTS_DIR) replaces C(/etc/docker/certs.d) (a non-root user,
         rootless Docker's C(~/.config/docker/certs.d), tests).
     type: path
