@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import socketserver
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -164,3 +166,69 @@ def test_module_trusts_the_lab_registry_through_certs_d(lab_basic, tmp_path, mon
                                                    "password": lab_basic.users["alice"]})
     assert not result.get("failed"), result
     assert isinstance(result["repositories"], list)
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on 127.0.0.1 that pipes bytes and records the targets: TLS stays end to end."""
+
+    def __init__(self) -> None:
+        targets = self.targets = []
+
+        class Tunnel(socketserver.BaseRequestHandler):
+            def handle(self):
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = self.request.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                target = head.split(b" ", 2)[1].decode()
+                targets.append(target)
+                host, port = target.rsplit(":", 1)
+                upstream = socket.create_connection((host, int(port)))
+                self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                pipe = threading.Thread(target=self.pump, args=(upstream, self.request), daemon=True)
+                pipe.start()
+                self.pump(self.request, upstream)
+                pipe.join(5)
+
+            @staticmethod
+            def pump(source, sink):
+                try:
+                    while chunk := source.recv(65536):
+                        sink.sendall(chunk)
+                except OSError:
+                    pass
+                finally:
+                    for end in (source, sink):
+                        try:
+                            end.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Tunnel)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_per_host_tls_holds_through_a_proxy(hosts, pkis, monkeypatch):
+    """Through an HTTPS_PROXY tunnel each host still gets its own trust and certificate."""
+    registry, other = hosts
+    private, _public, cert, key = pkis
+    proxy = ConnectProxy()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        client = client_for(registry, ca_path=str(private.ca_cert), client_cert=str(cert), client_key=str(key))
+        assert client.get_blob_bytes("app", DIGEST) == BLOB
+    finally:
+        proxy.close()
+    assert {f"127.0.0.1:{registry.port}", f"127.0.0.1:{other.port}"} <= set(proxy.targets)
+    assert registry.seen and all(had_cert for _path, had_cert in registry.seen)
+    assert other.seen and not any(had_cert for _path, had_cert in other.seen)
