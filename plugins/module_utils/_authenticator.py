@@ -27,7 +27,7 @@ from ansible_collections.regops.registry.plugins.module_utils._transport import 
 )
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 
-MAX_AUTH_ROUNDS = 4  # 401s one request may answer: a server that asks for new scopes forever is stopped
+MAX_AUTH_ROUNDS = 6  # 401s one request may answer: a server that asks for new scopes forever is stopped
 
 
 class Authenticator:
