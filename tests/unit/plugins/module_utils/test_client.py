@@ -327,3 +327,19 @@ def test_a_read_around_a_send_that_gave_up_is_not_tried_again(no_sleep):
     with pytest.raises(RegistryError, match="cannot reach the registry"):
         client.get_manifest("a", "latest")
     assert len([s for s in adapter.sent if "/manifests/" in s.url]) == client.retries + 1 == 3
+
+
+def test_a_registry_asking_for_new_scopes_forever_is_stopped():
+    asked = []
+
+    def route(sent):
+        if sent.url.startswith("https://auth.test/token"):
+            return json_answer({"token": f"T{len(asked)}"})
+        asked.append(sent)
+        scope = f'repository:extra{len(asked)}:pull'
+        return Answer(401, [("WWW-Authenticate", f'Bearer realm="https://auth.test/token",service="reg",scope="{scope}"')])
+
+    client = make_client(route)[0]
+    with pytest.raises(RegistryError, match="kept asking for authentication"):
+        client.list_tags("a")
+    assert len(asked) <= 1 + 7  # the ping, then the capped rounds
