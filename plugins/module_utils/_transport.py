@@ -275,6 +275,13 @@ class _TlsAdapter(HTTPAdapter):
         """Nothing to add: trust and client certificate are in the context (requests would add certifi to it)."""
 
 
+@dataclass(frozen=True)
+class _Route:
+    adapter: Any
+    verify: bool
+    proxies: dict
+
+
 class Transport:
     """Sends requests for one client. Thread-safe; adapters (connection pools) are made per TLS profile."""
 
@@ -293,9 +300,8 @@ class Transport:
         # and let REQUESTS_CA_BUNDLE replace the trust; proxies are read per origin instead.
         self.session.trust_env = False
         self.session.headers["User-Agent"] = USER_AGENT
-        self._adapters: dict[HostTls, Any] = {}
-        self._hosts: dict[Origin, HostTls] = {}
-        self._proxy_cache: dict[Origin, dict] = {}
+        self._adapters: dict[HostTls, Any] = {}  # one per TLS profile: hosts that get the same TLS share a pool
+        self._routes: dict[tuple[str, str], _Route] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -305,31 +311,25 @@ class Transport:
 
     # ------------------------------------------------------------------ one attempt
 
-    def host_tls(self, url: str) -> HostTls:
-        key = origin(url)
+    def route(self, url: str) -> _Route:
+        """How to reach this URL's origin: adapter (pool and TLS), whether to verify, proxies. Worked out once per
+        origin (the environment's proxies included: scanning it for every request cost more than a keep-alive
+        HEAD itself); a hit takes no lock."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        found = self._routes.get(key)
+        if found is not None:
+            return found
         with self._lock:
-            host = self._hosts.get(key)
-            if host is None:
-                host = self._hosts[key] = self.tls.for_origin(key)
-            return host
-
-    def _adapter(self, url: str, host: HostTls):
-        if not self._own_adapters:
-            return self.session.get_adapter(url)
-        with self._lock:
-            adapter = self._adapters.get(host)
-            if adapter is None:
-                adapter = self._adapters[host] = _TlsAdapter(ssl_context(host), self.pool_size)
-            return adapter
-
-    def _proxies(self, url: str) -> dict:
-        """Proxies from the environment, looked up once per origin: scanning the environment for every
-        request cost more than a keep-alive HEAD itself."""
-        key = origin(url)
-        proxies = self._proxy_cache.get(key)
-        if proxies is None:
-            proxies = self._proxy_cache[key] = requests.utils.get_environ_proxies(url)
-        return proxies
+            host = self.tls.for_origin(origin(url))
+            if self._own_adapters:
+                adapter = self._adapters.get(host)
+                if adapter is None:
+                    adapter = self._adapters[host] = _TlsAdapter(ssl_context(host), self.pool_size)
+            else:
+                adapter = self.session.get_adapter(url)
+            found = self._routes[key] = _Route(adapter, host.verify, requests.utils.get_environ_proxies(url))
+            return found
 
     def send_once(self, method: str, url: str, headers: dict, body: Any = None, stream: bool = False,
                   timeout: float | None = None):
@@ -347,10 +347,9 @@ class Transport:
         prepared.headers.update(headers)
         prepared.prepare_body(body, None)
         prepared.hooks = {"response": []}
-        host = self.host_tls(url)
-        response = self._adapter(prepared.url, host).send(
-            prepared, stream=stream, timeout=(min(self.timeout, 30.0), timeout or self.timeout),
-            verify=host.verify, cert=None, proxies=self._proxies(url))
+        route = self.route(url)
+        response = route.adapter.send(prepared, stream=stream, timeout=(min(self.timeout, 30.0), timeout or self.timeout),
+                                      verify=route.verify, cert=None, proxies=route.proxies)
         if not stream:
             response.content  # pylint: disable=pointless-statement  # read it all, so the connection goes back
         return response
