@@ -17,6 +17,8 @@ description:
     distinct digest), as the M(regops.registry.registry_tags) module does.
   - Everything that comes from the registry (tags, labels, annotations) is untrusted data and is never templated.
   - Configuration files must end in C(registry.yml) or C(registry.yaml).
+  - O(registry), O(username), O(password) and O(token) may be templates, rendered with the extra variables
+    (C(-e)) available, for example an P(ansible.builtin.env#lookup) lookup for the password.
 options:
   plugin:
     description: Marks this file as a configuration of this plugin.
@@ -85,6 +87,10 @@ from ansible_collections.regops.registry.plugins.module_utils.options import com
 from ansible_collections.regops.registry.plugins.module_utils.reference import REPOSITORY_RE, validate_repository
 
 PLAIN_NAME = re.compile(r"^[a-z0-9._/-]+$")
+# Connection options a configuration may write as a template, as other inventory plugins allow: a password from a
+# vault or environment lookup, a registry from an extra variable. Path options are not: Ansible has already made
+# them absolute paths by then.
+TEMPLATED_OPTIONS = frozenset(("registry", "username", "password", "token"))
 
 
 def host_name(repository: str, tag: str) -> str:
@@ -152,7 +158,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             tag_filters = compile_regexes(self.get_option("tags"), "tags")
             limit = positive_int(self.get_option("tag_limit"), "tag_limit")
             workers = concurrency(self.get_option("concurrency"))
-            client = build_client(self.get_option, warn=self.display.warning)
+            client = build_client(self._connection_option, warn=self.display.warning)
             try:
                 repositories, catalogued = self._repositories(client, patterns)
                 gatherer = FactsGatherer(client, workers)
@@ -180,6 +186,15 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 client.close()
         except (InvalidInput, AuthError, RegistryError) as exc:
             raise AnsibleParserError(f"regops.registry.registry inventory: {exc}") from None
+
+    def _connection_option(self, name: str):
+        """An option as ``build_client`` reads it: templates in the string options rendered, with the extra
+        variables (``-e``) available to them. The configuration file and extra variables are trusted sources."""
+        value = self.get_option(name)
+        if name in TEMPLATED_OPTIONS and isinstance(value, str) and self.templar.is_template(value):
+            self.templar.available_variables = self._vars or {}
+            value = self.templar.template(value)
+        return value
 
     @staticmethod
     def _repositories(client, patterns: list[str]) -> tuple[list[str], set[str]]:

@@ -74,14 +74,15 @@ class PlaybookRun:
 
 
 def run_playbook(name: str, variables: dict, *, check: bool = False, diff: bool = False,
-                 verbosity: int = 0, timeout: float = 600) -> PlaybookRun:
-    """Run ``playbooks/<name>``; the playbook writes what it registered to ``results_path`` as JSON."""
+                 verbosity: int = 0, timeout: float = 600, env: dict | None = None) -> PlaybookRun:
+    """Run ``playbooks/<name>``; the playbook writes what it registered to ``results_path`` as JSON. ``env`` adds
+    environment variables (what a controller-side plugin reads from the environment)."""
     with tempfile.TemporaryDirectory(prefix="regops-run-") as tmp:
         results_path = Path(tmp) / "results.json"
         vars_path = Path(tmp) / "vars.json"
         vars_path.write_text(json.dumps({**variables, "results_path": str(results_path)}))
         args = [str(PLAYBOOKS / name), "-e", f"@{vars_path}"] + (["--diff"] if diff else [])
-        proc = run_ansible("ansible-playbook", args, check, verbosity, timeout)
+        proc = run_ansible("ansible-playbook", args, check, verbosity, timeout, env=env)
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
         transcripts.record(f"results of {name}", json.dumps(results))
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, results)

@@ -285,7 +285,8 @@ def test_every_example_runs(doc_labs, tmp_path):
                    key=lambda item: run_order(item[1]))
     paths, samples, inventories = write_playbooks(texts, doc_labs, tmp_path)
     facts = work / "facts.json"
-    paths.append(facts_playbook(tmp_path, facts, ["app_image", "image", "arm64", "tested_digest", "doc_notes"]))
+    pinned = ["app_image", "image", "arm64", "tested_digest", "pins", "release_pin", "tested_pin"]
+    paths.append(facts_playbook(tmp_path, facts, [*pinned, "doc_notes"]))
     passwords = {"registry_password": prod.users["ci"], "vault_registry_password": prod.users["ci"],
                  "vault_staging_password": staging.users["ci"], "vault_prod_password": prod.users["deployer"],
                  "vault_pruner_password": prod.users["pruner"], "staging_password": staging.users["reader"],
@@ -305,6 +306,8 @@ def test_every_example_runs(doc_labs, tmp_path):
     assert got["app_image"] == got["image"] == f"{prod.host}/team/app@{app['digest']}"
     assert got["arm64"] == next(c["digest"] for c in app["children"] if c["platform"]["architecture"] == "arm64")
     assert got["tested_digest"] == tested
+    # credentials for one registry, and a reference on another (read with its own config.json entry)
+    assert got["pins"] == [app["digest"], tested] and [got["release_pin"], got["tested_pin"]] == got["pins"]
 
     # promotions: every target holds the tested digest, as the registries themselves say
     on_prod, on_staging = seed.session_for(prod), seed.session_for(staging)
@@ -349,7 +352,8 @@ def test_every_example_runs(doc_labs, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         graphs[name] = proc.stdout
     assert len(graphs) == 2
-    guide, plugin = graphs["docs/gathering-facts.md example 3"], graphs["plugins/inventory/registry.py EXAMPLES"]
+    guide = next(graph for name, graph in graphs.items() if name.startswith("docs/gathering-facts.md"))
+    plugin = graphs["plugins/inventory/registry.py EXAMPLES"]
     assert "@arch_arm64:" in guide and "demo/web@1.0" in guide and "demo/api@1.0" in guide
     # team/base (only a layer, no tag) is in the catalog and matches team/.*: skipped, not a failed inventory
     assert "@arch_amd64:" in plugin and "team/app@1.4.2" in plugin and "@vendor_none:" in plugin

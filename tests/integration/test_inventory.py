@@ -93,3 +93,17 @@ def unwrap(value):
 
 def run_ansible_inventory(path: str, *args: str):
     return run_ansible("ansible-inventory", ["-i", path, *args], local=False)
+
+
+def test_inventory_connection_options_may_be_templates(lab_basic, tmp_path):
+    """``registry`` from an extra variable, credentials from environment lookups: rendered, not used as text
+    (before: "invalid registry '{{ corp_registry }}'")."""
+    image = seed.push_image(seed.LabSession(lab_basic), "inv/templated", "1.0", seed=14)
+    path = write_inventory(tmp_path, lab_basic, repositories=["inv/templated"], cache=False,
+                           registry="{{ corp_registry }}", username="{{ lookup('env', 'INV_USER') }}",
+                           password="{{ lookup('env', 'INV_PASSWORD') }}")
+    proc = run_ansible("ansible-inventory", ["-i", path, "--list", "-e", f"corp_registry={lab_basic.url}"],
+                       local=False, env={"INV_USER": "reader", "INV_PASSWORD": lab_basic.users["reader"]})
+    assert proc.returncode == 0 and "invalid registry" not in proc.stderr, proc.stderr[-2000:]
+    hostvars = unwrap(json.loads(proc.stdout))["_meta"]["hostvars"]
+    assert hostvars["inv/templated@1.0"]["registry_image_digest"] == image["digest"]

@@ -92,7 +92,9 @@ class FaultProxy:
     """Reverse proxy to ``upstream_url``; serving from construction until :meth:`close`."""
 
     def __init__(self, upstream_url: str, upstream_ca: str | None = None,
-                 upstream_basic: tuple[str, str] | None = None) -> None:
+                 upstream_basic: tuple[str, str] | None = None, tls: tuple[str, str] | None = None) -> None:
+        """``tls``: (certificate, key) PEM paths to serve HTTPS instead of plain HTTP (another host that a client
+        reaches by default, as it does any host it has no URL for)."""
         split = urlsplit(upstream_url)
         if split.scheme not in ("http", "https") or not split.hostname:
             raise ValueError(f"upstream_url must be http(s)://host:port, not {upstream_url!r}")
@@ -114,6 +116,11 @@ class FaultProxy:
         self._connections: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
+        self.scheme = "https" if tls else "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"faultproxy-{self.port}", daemon=True)
@@ -126,7 +133,7 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
 
     def add(self, rule: Rule) -> Rule:
         with self._lock:

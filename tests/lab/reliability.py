@@ -44,10 +44,16 @@ def short(text: str, limit: int = 150) -> str:
     return text[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def row(category: str, case: str, outcome: str, *, tries: int = 1, tags_lost: int = 0, mode: str = "plain") -> None:
+def row(category: str, case: str, outcome: str, *, tries: int = 1, tags_lost: int = 0, mode: str = "plain",
+        credentials_sent: int | None = None) -> None:
+    """``credentials_sent``: for a case that checks it, requests that carried credentials to a host they do not
+    belong to (counted from what recording proxies saw)."""
+    entry = {"category": category, "case": short(case), "mode": mode,
+             "tries": tries, "outcome": short(outcome), "tags_lost": tags_lost}
+    if credentials_sent is not None:
+        entry["credentials_sent"] = credentials_sent
     with _LOCK:
-        ROWS.append({"category": category, "case": short(case), "mode": mode, "tries": tries,
-                     "outcome": short(outcome), "tags_lost": tags_lost})
+        ROWS.append(entry)
 
 
 def write(path: Path) -> None:
