@@ -37,18 +37,32 @@ options:
     type: path
   validate_certs:
     description:
-      - Verify the registry's TLS certificate. Turning this off prints a warning.
+      - Verify the TLS certificates of the registry and of the hosts it sends the client to (its token server,
+        blob storage). Turning this off prints a warning.
+      - Certificates are verified against the system's trusted roots (OpenSSL's default locations, which the
+        environment variables E(SSL_CERT_FILE) and E(SSL_CERT_DIR) move, as for curl), plus O(ca_path), plus the
+        Docker C(certs.d) directory of each host (see O(client_cert)). The C(certifi) bundle is used only on a
+        machine whose OpenSSL has no trusted roots at all.
     type: bool
     default: true
   ca_path:
     description:
-      - A CA bundle (PEM) to verify the registry's certificate with.
+      - A CA bundle (PEM, or a directory of hashed certificates) I(added) to the system's trusted roots, for the
+        registry and every host it sends the client to (a token server, or blob storage on a publicly trusted
+        certificate, keeps verifying).
       - When not set, the environment variable E(REGOPS_REGISTRY_CA_PATH) is read (on the host running the module, for
         modules), so a private CA can be configured once for modules, roles, lookups and the inventory.
     type: path
   client_cert:
     description:
-      - Client certificate (PEM) for mutual TLS.
+      - Client certificate (PEM) for mutual TLS. It is presented only to the registry's own origin (scheme, host and
+        port), never to a redirect target or a token server on another host.
+      - Without it, what Docker users already have is used, as the Docker daemon reads it, on the host running the
+        module, in C(/etc/docker/certs.d/<host[:port]>/). Every C(*.crt) there is a CA trusted for that host, and a
+        C(client.cert) with its C(client.key) (any C(<name>.cert) + C(<name>.key) pair) is presented to that host
+        only. The directory is C(<host>:<port>), or C(<host>) for port 443.
+      - The environment variable E(REGOPS_REGISTRY_CERTS_DIR) replaces C(/etc/docker/certs.d) (a non-root user,
+        rootless Docker's C(~/.config/docker/certs.d), tests).
     type: path
   client_key:
     description:

@@ -80,8 +80,8 @@ import re
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.regops.registry.plugins.module_utils.auth import AuthError
-from ansible_collections.regops.registry.plugins.module_utils.client import HAS_REQUESTS
+from ansible_collections.regops.registry.plugins.module_utils._auth import AuthError
+from ansible_collections.regops.registry.plugins.module_utils._transport import HAS_REQUESTS
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput, RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.options import compile_regexes, concurrency, positive_int
 from ansible_collections.regops.registry.plugins.module_utils.reference import REPOSITORY_RE, validate_repository

@@ -79,9 +79,9 @@ from collections import ChainMap
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.regops.registry.plugins.module_utils.client import HAS_REQUESTS
+from ansible_collections.regops.registry.plugins.module_utils._transport import HAS_REQUESTS
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput, RegistryError
-from ansible_collections.regops.registry.plugins.module_utils.auth import AuthError
+from ansible_collections.regops.registry.plugins.module_utils._auth import AuthError
 from ansible_collections.regops.registry.plugins.module_utils.reference import parse_reference, parse_registry
 
 # What identifies the user to a registry: sent to the configured registry only, never to another host a term names.

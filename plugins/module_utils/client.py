@@ -1,42 +1,36 @@
 # Copyright: regops.registry contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The V2/OCI registry client: the only place in the collection that speaks HTTP.
+"""The registry API: catalog, tags, manifests, blobs, uploads, deletes - what the rest of the collection calls.
 
-One pooled ``requests`` session per registry; authentication (anonymous, Basic, Bearer challenge
-flow with a per-scope token cache, pre-issued tokens); retries with backoff for requests that are
-safe to repeat; redirects followed by hand so that ``Authorization`` never leaves the registry's
-origin; pagination by ``Link``; digests verified on everything read.
+``RegistryClient`` puts three parts together: the transport (``_transport``: connections, TLS per host,
+retries, redirects), the auth flow (``_authenticator``: challenges, tokens) and the credentials it was given
+(``_credentials``). Everything read is verified against its digest.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
 import re
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote, urljoin, urlsplit
 
-try:
-    import requests
-    from requests.adapters import HTTPAdapter
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - reported by the module layer
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = exc
-    HTTPAdapter = object
-
-from ansible_collections.regops.registry.plugins.module_utils import auth as _auth
-from ansible_collections.regops.registry.plugins.module_utils.errors import (
-    MAX_ERROR_BODY,
-    RegistryError,
-    describe_errors,
-    parse_error_body,
+from ansible_collections.regops.registry.plugins.module_utils import _auth
+from ansible_collections.regops.registry.plugins.module_utils._authenticator import Authenticator
+from ansible_collections.regops.registry.plugins.module_utils._credentials import Credentials
+from ansible_collections.regops.registry.plugins.module_utils._transport import (
+    HAS_REQUESTS,
+    STREAM_CHUNK,
+    RetryableError,
+    TlsSettings,
+    Transport,
+    header_values,
+    origin,
+    response_error,
+    rewind,
 )
+from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.reference import (
     MANIFEST_ACCEPT,
     RegistryLocation,
@@ -45,19 +39,15 @@ from ansible_collections.regops.registry.plugins.module_utils.reference import (
     DigestHasher,
 )
 
-USER_AGENT = "regops.registry/0.1.0"
+if HAS_REQUESTS:
+    import requests
+
 MAX_MANIFEST_SIZE = 4 << 20
 MAX_CONFIG_SIZE = 16 << 20
-MAX_REDIRECTS = 10
 MAX_PAGES = 10000
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-# A 500 is retried only where repeating cannot do harm: reads, and DELETE (idempotent; distribution 2.8 answers
-# 500 "invalid checksum digest format" when deletes in one repository race over its tag links).
-RETRY_500_METHODS = ("GET", "HEAD", "DELETE")
-STREAM_CHUNK = 1 << 20
 
 
-class TransientReadError(RegistryError):
+class TransientReadError(RetryableError):
     """A body that broke off, came short or did not hash to its digest: the whole read is worth repeating, as a 503
     is (a reset connection or a corrupting hop are usually gone on the next try)."""
 
@@ -81,20 +71,6 @@ class Manifest:
     data: dict
 
 
-class _PoolAdapter(HTTPAdapter):
-    """HTTPAdapter with a large socket write block: uploads stream 1 MiB at a time, not 16 KiB."""
-
-    def init_poolmanager(self, *args, **kwargs):  # pragma: no cover - thin glue
-        kwargs.setdefault("blocksize", STREAM_CHUNK)
-        super().init_poolmanager(*args, **kwargs)
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, f"{(parts.hostname or '').lower()}:{port}"
-
-
 def parse_link_next(values: Iterable[str]) -> str | None:
     """The target of ``rel=next`` in one or more ``Link`` header values (quoted or not)."""
     for value in values:
@@ -106,42 +82,13 @@ def parse_link_next(values: Iterable[str]) -> str | None:
     return None
 
 
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
-
-
-def header_values(response, name: str) -> list[str]:
-    """Every value of a header, unmerged where urllib3 kept them apart (WWW-Authenticate, Link)."""
-    raw = getattr(response, "raw", None)
-    headers = getattr(raw, "headers", None)
-    getlist = getattr(headers, "getlist", None)
-    if getlist is not None:
-        values = getlist(name)
-        if values:
-            return list(values)
-    value = response.headers.get(name)
-    return [value] if value else []
-
-
 class RegistryClient:
     """A client for one registry. Thread-safe: module code runs many requests concurrently."""
 
     def __init__(
         self,
         location: RegistryLocation,
-        credentials: _auth.Credentials,
+        credentials: Credentials,
         *,
         validate_certs: bool = True,
         ca_path: str | None = None,
@@ -153,41 +100,27 @@ class RegistryClient:
         backoff: float = 0.5,
         warn: Callable[[str], None] | None = None,
         session: Any = None,
+        certs_dir: str | None = None,
     ) -> None:
         self.location = location
         self.credentials = credentials
         self.timeout = timeout
         self.retries = max(0, int(retries))
-        self.backoff = backoff
         self._warn = warn or (lambda msg: None)
         self._warned: set[str] = set()
-        self._tokens = _auth.TokenCache()
-        self._lock = threading.Lock()
-        self._challenge: _auth.Challenge | None = None
         self._pinged = False
         self._ping_lock = threading.Lock()
         # Learned per run by the safe tag delete: None = not tried yet, then whether OCI tag DELETE works.
         self.native_tag_delete: bool | None = None
         self.referrers_api: bool | None = None  # learnt on first use: None unknown, False absent (404)
-        self.stats = {"requests": 0, "token_requests": 0}
-        self._stats_lock = threading.Lock()
         self._secrets = credentials.secrets()  # includes the base64 of user:password
-
-        if session is None:
-            session = requests.Session()
-            adapter = _PoolAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-        # trust_env would re-apply ~/.netrc credentials to any host (including redirect targets)
-        # and let REQUESTS_CA_BUNDLE override ca_path; proxies are read per request instead.
-        session.trust_env = False
-        session.headers["User-Agent"] = USER_AGENT
-        session.verify = ca_path if (validate_certs and ca_path) else bool(validate_certs)
-        if client_cert:
-            session.cert = (client_cert, client_key) if client_key else client_cert
-        self.session = session
-        self.origin = _origin(location.base_url)
-        self._proxy_cache: dict[tuple[str, str], dict] = {}
+        self.origin = origin(location.base_url)
+        tls = TlsSettings(self.origin, validate_certs=validate_certs, ca_path=ca_path, client_cert=client_cert,
+                          client_key=client_key, directory=certs_dir)
+        self.transport = Transport(tls, timeout=timeout, retries=self.retries, backoff=backoff, pool_size=pool_size,
+                                   session=session, redact=self.redact)
+        self.auth = Authenticator(credentials, self.transport, registry_origin=self.origin,
+                                  registry_scheme=location.scheme, registry_host=location.api_host, redact=self.redact)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -197,7 +130,7 @@ class RegistryClient:
             self._warn(message)
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     def redact(self, text: str) -> str:
         return _auth.redact(text, self._secrets)
@@ -208,194 +141,19 @@ class RegistryClient:
             return path
         return self.location.url(path)
 
-    def _count(self, key: str) -> None:
-        with self._stats_lock:
-            self.stats[key] = self.stats.get(key, 0) + 1
-
-    def _proxies(self, url: str) -> dict:
-        """Proxies from the environment for this URL's origin, looked up once per origin: scanning the
-        environment for every request cost more than a keep-alive HEAD itself."""
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc)
-        proxies = self._proxy_cache.get(key)
-        if proxies is None:
-            proxies = self._proxy_cache[key] = requests.utils.get_environ_proxies(url)
-        return proxies
-
-    def _send(self, method: str, url: str, headers: dict, body: Any, stream: bool, timeout: float | None):
-        """One request straight to the session's adapter (pool, TLS, proxies), without ``Session.request``.
-
-        Session.request re-merges settings, environment, cookies and hooks on every call; for a keep-alive HEAD
-        that cost twice the adapter's own work. Nothing of it applies here: settings are fixed at construction,
-        the environment is read once per origin, redirects are followed by ``request`` and registries do not
-        use cookies. The URL is already encoded (``url()``, ``Location`` and ``Link`` values are re-quoted).
-        """
-        self._count("requests")
-        prepared = requests.PreparedRequest()
-        prepared.method = method
-        prepared.url = requests.utils.requote_uri(url)
-        prepared.headers = requests.structures.CaseInsensitiveDict(self.session.headers)
-        prepared.headers.update(headers)
-        prepared.prepare_body(body, None)
-        prepared.hooks = {"response": []}
-        adapter = self.session.get_adapter(prepared.url)
-        response = adapter.send(prepared, stream=stream, timeout=(min(self.timeout, 30.0), timeout or self.timeout),
-                                verify=self.session.verify, cert=self.session.cert, proxies=self._proxies(url))
-        if not stream:
-            response.content  # pylint: disable=pointless-statement  # read it all, so the connection goes back
-        return response
-
-    def _sleep_before_retry(self, attempt: int, response=None) -> None:
-        delay = None
-        if response is not None:
-            delay = parse_retry_after(response.headers.get("Retry-After"))
-        if delay is None:
-            delay = self.backoff * (2 ** attempt) * (0.5 + random.random() / 2)
-        time.sleep(min(delay, 60.0))
-
-    def _error(self, response, operation: str, method: str, url: str, message: str | None = None) -> RegistryError:
-        try:
-            text = response.raw.read(MAX_ERROR_BODY, decode_content=True).decode("utf-8", "replace") if response.raw else ""
-        except Exception:  # noqa: BLE001 - the error body is a courtesy, never a second failure
-            text = ""
-        if not text:
-            try:
-                text = response.text[:MAX_ERROR_BODY]
-            except Exception:  # noqa: BLE001
-                text = ""
-        errors = parse_error_body(text)
-        msg = message or describe_errors(errors, response.status_code, text if not errors else None)
-        return RegistryError(self.redact(msg), operation=operation, method=method, url=_auth.redact_url(url),
-                             status=response.status_code, errors=errors,
-                             body=self.redact(text[:2000]) if not errors else None)
-
-    # ------------------------------------------------------------------ auth
-
-    def _auth_header(self, scopes: list[_auth.Scope]) -> str | None:
-        creds = self.credentials
-        if creds.bearer_token:
-            return f"Bearer {creds.bearer_token}"
-        if creds.registry_token:
-            return f"Bearer {creds.registry_token}"
-        challenge = self._challenge
-        if challenge is None:
-            return None
-        if challenge.scheme == "basic":
-            return creds.basic_header()
-        if challenge.scheme == "bearer":
-            token = self._bearer_token(challenge, scopes)
-            return f"Bearer {token}" if token else None
-        return None
-
-    def _token_key(self, challenge: _auth.Challenge, scopes: list[_auth.Scope]):
-        return (challenge.params.get("realm", ""), challenge.params.get("service", ""),
-                frozenset(str(s) for s in scopes), self.credentials.identity)
-
-    def _bearer_token(self, challenge: _auth.Challenge, scopes: list[_auth.Scope], force: bool = False) -> str | None:
-        key = self._token_key(challenge, scopes)
-        now = time.time()
-        if not force:
-            cached = self._tokens.covering(key[0], key[1], key[3], scopes, now)
-            if cached:
-                return cached
-        with self._tokens.lock_for(key):
-            if not force:
-                cached = self._tokens.get(key, time.time())
-                if cached:
-                    return cached
-            token, expires_at = self._fetch_token(challenge, scopes)
-            self._tokens.put(key, token, expires_at)
-            return token
-
-    def _fetch_token(self, challenge: _auth.Challenge, scopes: list[_auth.Scope]) -> tuple[str, float]:
-        realm = challenge.params.get("realm", "")
-        _auth.validate_realm(realm, self.location.scheme, self.location.api_host)
-        treq = _auth.build_token_request(challenge, scopes, self.credentials,
-                                         registry_scheme=self.location.scheme, registry_host=self.location.api_host)
-        response = self._token_call(treq)
-        if response.status_code == 404 and treq.method == "POST":
-            fallback = _auth.fallback_to_get(treq, self.credentials)
-            if fallback is not None:
-                response = self._token_call(fallback)
-        who = self._who()
-        if response.status_code in (401, 403):
-            raise RegistryError(
-                f"the token server refused the credentials of {who}",
-                operation="authentication", method=treq.method, url=_auth.redact_url(realm), status=response.status_code)
-        if response.status_code != 200:
-            raise self._error(response, "authentication", treq.method, realm, None)
-        try:
-            payload = response.json()
-        except ValueError:
-            raise RegistryError("the token server answered something that is not JSON", operation="authentication",
-                                method=treq.method, url=_auth.redact_url(realm), status=response.status_code) from None
-        try:
-            return _auth.parse_token_response(payload, time.time())
-        except _auth.AuthError as exc:
-            raise RegistryError(self.redact(str(exc)), operation="authentication", method=treq.method,
-                                url=_auth.redact_url(realm), status=response.status_code) from None
-
-    def _token_call(self, treq: _auth.TokenRequest):
-        headers = {"Accept": "application/json"}
-        if treq.use_basic:
-            basic = self.credentials.basic_header()
-            if basic:
-                headers["Authorization"] = basic
-        self._count("token_requests")
-        for attempt in range(self.retries + 1):
-            try:
-                response = self.session.request(
-                    treq.method, treq.url, params=treq.params or None, data=treq.data, headers=headers,
-                    allow_redirects=False, timeout=(min(self.timeout, 30.0), self.timeout),
-                    proxies=self._proxies(treq.url))
-            except requests.exceptions.SSLError as exc:
-                raise RegistryError(f"TLS verification of the token server failed: {self._tls_hint(exc)}",
-                                    operation="authentication", url=_auth.redact_url(treq.url)) from None
-            except requests.exceptions.RequestException as exc:
-                if attempt < self.retries:
-                    self._sleep_before_retry(attempt)
-                    continue
-                raise RegistryError(f"cannot reach the token server: {self.redact(type(exc).__name__)}",
-                                    operation="authentication", url=_auth.redact_url(treq.url)) from None
-            if response.status_code in RETRYABLE_STATUS and attempt < self.retries:
-                self._sleep_before_retry(attempt, response)
-                continue
-            return response
-        return response  # pragma: no cover
-
-    def _who(self) -> str:
-        creds = self.credentials
-        if creds.username:
-            return f"user '{creds.username}' ({creds.source})"
-        return creds.source or "anonymous"
-
-    def _learn_challenge(self, response) -> _auth.Challenge | None:
-        challenges = _auth.parse_challenges(header_values(response, "WWW-Authenticate"))
-        chosen = _auth.choose_challenge(challenges)
-        if chosen is not None:
-            with self._lock:
-                self._challenge = chosen
-        return chosen
-
-    def _tls_hint(self, exc: Exception) -> str:
-        text = str(exc)
-        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-            return ("certificate verify failed (the registry's certificate is not trusted: give its CA with ca_path, "
-                    "or set validate_certs: false)")
-        return self.redact(text.splitlines()[0][:300] if text else type(exc).__name__)
-
     def ping(self) -> int:
         """``GET /v2/``: learns the auth scheme once; refuses what is not a V2 registry (EP-01)."""
         url = self.url("/v2/")
-        response = self._raw("GET", url, {}, None, False, "contacting the registry", retry_safe=True)
+        operation = "contacting the registry"
+        response = self.transport.send("GET", url, headers={}, operation=operation)
         response.close()
         if response.status_code == 401:
-            self._learn_challenge(response)
+            self.auth.learn(response)
         elif response.status_code == 404:
             raise RegistryError(f"{_auth.redact_url(url)} is not a Docker Registry V2 / OCI distribution endpoint",
-                                operation="contacting the registry", method="GET", url=_auth.redact_url(url), status=404)
-        elif response.status_code >= 400 and response.status_code != 401:
-            raise self._error(response, "contacting the registry", "GET", url)
+                                operation=operation, method="GET", url=_auth.redact_url(url), status=404)
+        elif response.status_code >= 400:
+            raise response_error(response, operation, "GET", url, self.redact)
         self._pinged = True
         return response.status_code
 
@@ -405,47 +163,6 @@ class RegistryClient:
         with self._ping_lock:
             if not self._pinged:
                 self.ping()
-
-    def _raw(self, method, url, headers, body, stream, operation, retry_safe, timeout=None):
-        """One logical send with retries for transport errors and retryable statuses."""
-        attempt = 0
-        while True:
-            try:
-                response = self._send(method, url, headers, body, stream, timeout)
-            except requests.exceptions.SSLError as exc:
-                raise RegistryError(f"TLS error talking to {self.location.host}: {self._tls_hint(exc)}",
-                                    operation=operation, method=method, url=_auth.redact_url(url)) from None
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
-                if retry_safe and attempt < self.retries and self._rewind(body):
-                    self._sleep_before_retry(attempt)
-                    attempt += 1
-                    continue
-                kind = "timed out" if isinstance(exc, requests.exceptions.Timeout) else "connection failed"
-                raise RegistryError(f"cannot reach the registry at {self.location.host}: {kind}",
-                                    operation=operation, method=method, url=_auth.redact_url(url)) from None
-            status = response.status_code
-            if retry_safe and attempt < self.retries and (
-                    status in RETRYABLE_STATUS or (status == 500 and method in RETRY_500_METHODS)) and self._rewind(body):
-                response.close()
-                self._sleep_before_retry(attempt, response)
-                attempt += 1
-                continue
-            return response
-
-    @staticmethod
-    def _rewind(body) -> bool:
-        """Only bodies that can be sent again make a request repeatable."""
-        if body is None or isinstance(body, (bytes, str)):
-            return True
-        seek = getattr(body, "seek", None)
-        if seek is None:
-            return False
-        try:
-            seek(0)
-            return True
-        except (OSError, ValueError):
-            return False
 
     def request(
         self,
@@ -473,91 +190,23 @@ class RegistryClient:
         if retry_safe is None:
             retry_safe = method in ("GET", "HEAD", "DELETE")
         url = self.url(path)
-        base_headers = dict(headers or {})
-        tried_scopes: set[frozenset] = set()
-        refreshed = False
-        hops = 0
+        auth = self.auth.round(scopes)
         while True:
-            send_headers = dict(base_headers)
-            same_origin = _origin(url) == self.origin
-            if same_origin:
-                auth_value = self._auth_header(scopes)
-                if auth_value:
-                    send_headers["Authorization"] = auth_value
-            response = self._raw(method, url, send_headers, body, stream, operation, retry_safe, timeout)
-            status = response.status_code
-
-            if status == 401 and same_origin:
+            response = self.transport.follow(method, url, authorize=auth.headers, headers=headers, body=body,
+                                             stream=stream, timeout=timeout, retry_safe=retry_safe,
+                                             follow_redirects=follow_redirects, ok=ok, operation=operation)
+            if response.status_code == 401 and origin(response.url or url) == self.origin:
                 response.close()
-                scopes, refreshed = self._after_401(response, scopes, tried_scopes, refreshed, operation, method, url)
-                if not self._rewind(body):
+                auth.after_401(response, operation, method, url)
+                if not rewind(body):
                     raise RegistryError("authentication was required after the request body was sent",
                                         operation=operation, method=method, url=_auth.redact_url(url), status=401)
                 continue
-
-            if status in (301, 302, 303, 307, 308) and follow_redirects and status not in ok:
-                location = response.headers.get("Location")
-                response.close()
-                if not location:
-                    raise RegistryError("redirect without a Location", operation=operation, method=method,
-                                        url=_auth.redact_url(url), status=status)
-                hops += 1
-                if hops > MAX_REDIRECTS:
-                    raise RegistryError("too many redirects", operation=operation, method=method,
-                                        url=_auth.redact_url(url), status=status)
-                target = urljoin(url, location)
-                if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
-                    raise RegistryError("refusing a redirect from https to plain http", operation=operation,
-                                        method=method, url=_auth.redact_url(url), status=status)
-                if status == 303:
-                    method, body = "GET", None
-                elif body is not None and not self._rewind(body):
-                    raise RegistryError("cannot follow a redirect after streaming the request body",
-                                        operation=operation, method=method, url=_auth.redact_url(url), status=status)
-                url = target
-                continue
-
-            if status in ok:
+            if response.status_code in ok:
                 return response
-            error = self._error(response, operation, method, url)
+            error = response_error(response, operation, method, response.url or url, self.redact)
             response.close()
             raise error
-
-    def _after_401(self, response, scopes, tried_scopes, refreshed, operation, method, url):
-        """Decide what to do after a 401: learn/merge the challenge, refresh a token once, or stop."""
-        challenge = self._learn_challenge(response)
-        creds = self.credentials
-        if challenge is None:
-            raise RegistryError("the registry requires authentication but sent no usable challenge",
-                                operation=operation, method=method, url=_auth.redact_url(url), status=401)
-        if challenge.scheme == "basic":
-            if not creds.basic_header():
-                raise RegistryError(f"the registry requires a username and password; none was found ({creds.source})",
-                                    operation=operation, method=method, url=_auth.redact_url(url), status=401)
-            key = frozenset({"basic"})
-            if key in tried_scopes:
-                raise RegistryError(f"the registry refused the credentials of {self._who()}",
-                                    operation=operation, method=method, url=_auth.redact_url(url), status=401)
-            tried_scopes.add(key)
-            return scopes, refreshed
-        if creds.bearer_token or creds.registry_token:
-            raise RegistryError(f"the registry refused the pre-issued token ({creds.source})",
-                                operation=operation, method=method, url=_auth.redact_url(url), status=401)
-        wanted = _auth.merge_scopes(scopes, _auth.parse_scope_param(challenge.params.get("scope", "")))
-        key = frozenset(str(s) for s in wanted)
-        error_kind = challenge.params.get("error", "")
-        if key in tried_scopes:
-            if error_kind == "invalid_token" and not refreshed:
-                self._bearer_token(challenge, wanted, force=True)
-                return wanted, True
-            needed = ", ".join(str(s) for s in wanted) or "access"
-            raise RegistryError(f"the credential of {self._who()} lacks the permission needed ({needed})",
-                                operation=operation, method=method, url=_auth.redact_url(url), status=401)
-        tried_scopes.add(key)
-        if error_kind == "invalid_token":
-            self._bearer_token(challenge, wanted, force=True)
-            refreshed = True
-        return wanted, refreshed
 
     # ------------------------------------------------------------------ scopes
 
@@ -664,22 +313,10 @@ class RegistryClient:
             return ManifestHead(manifest.digest, manifest.media_type, len(manifest.raw))
         return ManifestHead(digest, media_type, int(size) if size and size.isdigit() else None)
 
-    def _retry_read(self, read: Callable[[], Any]) -> Any:
-        """Run a whole read (request, body, verification) again when its body broke or did not verify."""
-        attempt = 0
-        while True:
-            try:
-                return read()
-            except TransientReadError:
-                if attempt >= self.retries:
-                    raise
-                self._sleep_before_retry(attempt)
-                attempt += 1
-
     def get_manifest(self, repository: str, reference: str, missing_ok: bool = False) -> Manifest | None:
         """GET a manifest, capped at 4 MiB, digest verified against the request or the header (retried when the
         body breaks or does not verify)."""
-        return self._retry_read(lambda: self._get_manifest_once(repository, reference, missing_ok))
+        return self.transport.retrying(lambda: self._get_manifest_once(repository, reference, missing_ok))
 
     def _get_manifest_once(self, repository: str, reference: str, missing_ok: bool) -> Manifest | None:
         from ansible_collections.regops.registry.plugins.module_utils.images import detect_media_type, check_media_type
@@ -861,7 +498,7 @@ class RegistryClient:
                                          method="GET", url=_auth.redact_url(response.url))
             return data
 
-        return self._retry_read(read)
+        return self.transport.retrying(read)
 
     def delete_blob(self, repository: str, digest: str) -> bool:
         response = self.request("DELETE", f"/v2/{repository}/blobs/{digest}", scopes=self.delete_scope(repository),

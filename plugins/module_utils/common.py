@@ -11,12 +11,10 @@ from typing import Any, Callable
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from ansible_collections.regops.registry.plugins.module_utils.auth import AuthError, resolve_credentials
-from ansible_collections.regops.registry.plugins.module_utils.client import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-    RegistryClient,
-)
+from ansible_collections.regops.registry.plugins.module_utils._auth import AuthError
+from ansible_collections.regops.registry.plugins.module_utils._credentials import resolve_credentials
+from ansible_collections.regops.registry.plugins.module_utils._transport import HAS_REQUESTS, REQUESTS_IMPORT_ERROR
+from ansible_collections.regops.registry.plugins.module_utils.client import RegistryClient
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput, RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry
 

@@ -48,10 +48,12 @@ _HOST_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 HOST_RE = re.compile(rf"^(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?$")
 MAX_NAME_LENGTH = 255
 
+# Docker Hub, written once: names, API host, and the key Docker CLI stores its credentials under.
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
-DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-DOCKER_HUB_CREDENTIAL_KEY = "https://index.docker.io/v1/"
+DOCKER_HUB_INDEX = "index.docker.io"
+DOCKER_HUB_ALIASES = frozenset({DOCKER_HUB, DOCKER_HUB_INDEX, DOCKER_HUB_API})
+DOCKER_HUB_CREDENTIAL_KEY = f"https://{DOCKER_HUB_INDEX}/v1/"
 
 
 def validate_repository(name: str) -> str:
@@ -221,7 +223,7 @@ class RegistryLocation:
     def credential_keys(self) -> list[str]:
         """Keys to look up in a Docker config.json ``auths``, most specific first."""
         if self.is_docker_hub:
-            return [DOCKER_HUB_CREDENTIAL_KEY, "index.docker.io", "docker.io", "registry-1.docker.io"]
+            return [DOCKER_HUB_CREDENTIAL_KEY, DOCKER_HUB_INDEX, DOCKER_HUB, DOCKER_HUB_API]
         return [self.host, f"https://{self.host}", f"http://{self.host}"]
 
     def url(self, path: str) -> str:

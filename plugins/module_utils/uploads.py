@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 from typing import Callable, Iterator
 
-from ansible_collections.regops.registry.plugins.module_utils.client import TransientReadError
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 
 DEFAULT_CHUNK_SIZE = 64 << 20
@@ -250,22 +249,23 @@ def transfer_blob(source_client, source_repository: str, client, repository: str
         if mounted_from:
             return BlobResult(digest, size, "mounted", True, mounted_from)
     attempt = 0
-    while True:
-        try:
-            _stream_copy(source_client, source_repository, client, repository, digest, size, location)
-            return BlobResult(digest, size, "uploaded", True, source_repository)
-        except TransientReadError:
-            # The source broke off or sent bytes that do not hash to the digest: that upload is abandoned (the
-            # target never commits it) and the copy starts over in a new session, like any retried read.
-            client.cancel_upload(location, repository)
-            if attempt >= source_client.retries:
-                raise
-            attempt += 1
+
+    def copy_once() -> BlobResult:
+        nonlocal attempt, location
+        if attempt:
             client.warn(f"copying {digest} to {repository} failed on the source side; trying again ({attempt})")
             location = client.start_upload(repository)
+        attempt += 1
+        try:
+            _stream_copy(source_client, source_repository, client, repository, digest, size, location)
         except BaseException:
+            # The upload is abandoned (the target never commits it). When the source broke off or sent bytes that
+            # do not hash to the digest (TransientReadError), the copy starts over in a new session, like any read.
             client.cancel_upload(location, repository)
             raise
+        return BlobResult(digest, size, "uploaded", True, source_repository)
+
+    return source_client.transport.retrying(copy_once)
 
 
 def _stream_copy(source_client, source_repository: str, client, repository: str, digest: str, size: int | None,

@@ -1,4 +1,6 @@
-"""A throwaway PKI for the lab: a CA, a server certificate for 127.0.0.1/localhost, a token signer.
+"""A throwaway PKI for the lab: a CA, a server certificate for 127.0.0.1/localhost, a token signer, and on
+demand client certificates. Two PKIs (``make_pki(dir, ca_name=...)``) give two unrelated CAs: a private one
+(``ca_path``) and one that stands for the public roots (``SSL_CERT_FILE``) in the per-host TLS tests.
 
 CA and server keys are EC P-256 (instant to generate); the token signer is RSA 2048 for RS256 (or EC
 P-256 for ES256). The signer certificate is issued by the CA, so distribution 2.8 accepts tokens whose
@@ -53,7 +55,8 @@ def _write_key(path: Path, key) -> None:
     path.chmod(0o600)
 
 
-def _cert(subject, issuer_cert, public_key, signer, *, ca: bool, sans=None, server=False) -> x509.Certificate:
+def _cert(subject, issuer_cert, public_key, signer, *, ca: bool, sans=None, server=False,
+          client=False) -> x509.Certificate:
     now = datetime.datetime.now(datetime.timezone.utc)
     issuer = issuer_cert.subject if issuer_cert is not None else subject
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
@@ -73,22 +76,22 @@ def _cert(subject, issuer_cert, public_key, signer, *, ca: bool, sans=None, serv
                               data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
                               encipher_only=False, decipher_only=False)
     builder = builder.add_extension(usage, critical=True)
-    if server:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    if server or client:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(
+            [ExtendedKeyUsageOID.SERVER_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     return builder.sign(signer, hashes.SHA256())
 
 
-def make_pki(directory: Path, *, signing_alg: str = "RS256") -> Pki:
+def make_pki(directory: Path, *, signing_alg: str = "RS256", ca_name: str = "regops lab CA") -> Pki:
     """Write ca.pem/ca.key, server.pem/server.key, signing.pem/signing.key and token-bundle.pem."""
     if signing_alg not in ("RS256", "ES256"):
         raise ValueError("signing_alg must be RS256 or ES256")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _ec_key()
-    ca_name = _name("regops lab CA")
-    ca = _cert(ca_name, None, ca_key.public_key(), ca_key, ca=True)
+    ca = _cert(_name(ca_name), None, ca_key.public_key(), ca_key, ca=True)
     server_key = _ec_key()
     server = _cert(_name("127.0.0.1"), ca, server_key.public_key(), ca_key, ca=False, server=True,
                    sans=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])
@@ -104,6 +107,19 @@ def make_pki(directory: Path, *, signing_alg: str = "RS256") -> Pki:
     _write_key(pki.server_key, server_key)
     _write_key(pki.signing_key, signing_key)
     return pki
+
+
+def issue_client_cert(pki: Pki, directory: Path, name: str = "regops lab client") -> tuple[Path, Path]:
+    """A client certificate from the PKI's CA, written as Docker's ``certs.d`` names it: client.cert, client.key."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    key = _ec_key()
+    cert_path, key_path = directory / "client.cert", directory / "client.key"
+    cert_path.write_bytes(_pem(_cert(_name(name), ca, key.public_key(), ca_key, ca=False, client=True)))
+    _write_key(key_path, key)
+    return cert_path, key_path
 
 
 def libtrust_key_id(public_key) -> str:

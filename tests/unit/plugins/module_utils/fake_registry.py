@@ -11,7 +11,7 @@ import requests
 from requests.adapters import BaseAdapter
 from urllib3 import HTTPHeaderDict, HTTPResponse
 
-from ansible_collections.regops.registry.plugins.module_utils.auth import Credentials
+from ansible_collections.regops.registry.plugins.module_utils._credentials import Credentials
 from ansible_collections.regops.registry.plugins.module_utils.client import RegistryClient
 from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from ansible_collections.regops.registry.plugins.module_utils import client as client_module
-from ansible_collections.regops.registry.plugins.module_utils.auth import Credentials
+from ansible_collections.regops.registry.plugins.module_utils import _transport
+from ansible_collections.regops.registry.plugins.module_utils._credentials import Credentials
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.reference import MANIFEST_ACCEPT, OCI_MANIFEST
 
@@ -24,7 +24,7 @@ def sha(data: bytes) -> str:
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
     waits = []
-    monkeypatch.setattr(client_module.time, "sleep", waits.append)
+    monkeypatch.setattr(_transport.time, "sleep", waits.append)
     return waits
 
 
@@ -269,3 +269,77 @@ def test_deletes_disabled_in_words(answer):  # EP-19
 def test_delete_absent_is_not_an_error():  # EP-17
     client = make_client(lambda s: Answer(200) if s.url.endswith("/v2/") else error(404, "MANIFEST_UNKNOWN"))[0]
     assert client.delete_manifest("a", "sha256:" + "5" * 64) is False
+
+
+class RevokingRegistry:
+    """A registry whose token server issues T1, T2, ...; it accepts the tokens in ``valid`` (all it issued until
+    ``revoke``), none once ``refuse_all`` is set."""
+
+    def __init__(self, challenge_error):
+        self.log, self.valid, self.refuse_all, self.challenge_error = [], set(), False, challenge_error
+
+    def route(self, sent):
+        if sent.url.startswith("https://auth.test/token"):
+            self.log.append(sent)
+            token = f"T{len(self.log)}"
+            self.valid.add(token)
+            return json_answer({"token": token, "expires_in": 300})
+        token = sent.headers.get("Authorization", "").replace("Bearer ", "")
+        if sent.url.endswith("/v2/") or token not in self.valid or self.refuse_all:
+            err = f',error="{self.challenge_error}"' if token and self.challenge_error else ""
+            return Answer(401, [("WWW-Authenticate", f'Bearer realm="https://auth.test/token",service="reg"{err}')])
+        return json_answer({"name": "a", "tags": ["1"]})
+
+
+@pytest.mark.parametrize("challenge_error", ["", "insufficient_scope", "invalid_token"])
+def test_a_refused_cached_token_gets_one_fresh_token_whatever_the_error(challenge_error):  # issue 14 item 3
+    registry = RevokingRegistry(challenge_error)
+    client, adapter = make_client(registry.route,
+                                  credentials=Credentials(username="u", password=PASSWORD, source="username option"))
+    assert client.list_tags("a") == ["1"] and len(registry.log) == 1
+    registry.valid.clear()  # the registry no longer takes the cached token (expired early, revoked, key rotated)
+    assert client.list_tags("a") == ["1"]
+    assert len(registry.log) == 2  # exactly one fresh token
+    registry.refuse_all = True  # now it takes no token at all: one fresh token, then a clear error
+    with pytest.raises(RegistryError) as err:
+        client.list_tags("a")
+    assert len(registry.log) == 3 and err.value.status == 401
+    assert "username option" in str(err.value) and "'u'" in str(err.value) and "repository:a:pull" in str(err.value)
+    assert PASSWORD not in str(err.value)
+    assert len([s for s in adapter.sent if "/tags/list" in s.url]) == 1 + 2 + 2
+
+
+def test_threads_meeting_the_same_refused_token_share_one_refresh():  # issue 14 item 3
+    from concurrent.futures import ThreadPoolExecutor
+    registry = RevokingRegistry("")
+    client, _adapter = make_client(registry.route, credentials=Credentials(username="u", password=PASSWORD))
+    assert client.list_tags("a") == ["1"]
+    registry.valid.clear()
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(lambda _i: client.list_tags("a"), range(16))) == [["1"]] * 16
+    assert len(registry.log) == 2
+
+
+def test_a_read_around_a_send_that_gave_up_is_not_tried_again(no_sleep):
+    """One retry loop, nested: the whole-read loop of get_manifest does not multiply the send loop's tries."""
+    import requests
+    client, adapter = make_client(lambda s: Answer(200) if s.url.endswith("/v2/") else requests.exceptions.ConnectionError("reset"))
+    with pytest.raises(RegistryError, match="cannot reach the registry"):
+        client.get_manifest("a", "latest")
+    assert len([s for s in adapter.sent if "/manifests/" in s.url]) == client.retries + 1 == 3
+
+
+def test_a_registry_asking_for_new_scopes_forever_is_stopped():
+    asked = []
+
+    def route(sent):
+        if sent.url.startswith("https://auth.test/token"):
+            return json_answer({"token": f"T{len(asked)}"})
+        asked.append(sent)
+        scope = f'repository:extra{len(asked)}:pull'
+        return Answer(401, [("WWW-Authenticate", f'Bearer realm="https://auth.test/token",service="reg",scope="{scope}"')])
+
+    client = make_client(route)[0]
+    with pytest.raises(RegistryError, match="kept asking for authentication"):
+        client.list_tags("a")
+    assert len(asked) <= 1 + 7  # the ping, then the capped rounds

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ansible_collections.regops.registry.plugins.module_utils import _transport
 from ansible_collections.regops.registry.plugins.module_utils import client as client_module
 from ansible_collections.regops.registry.plugins.module_utils import deletion
 from ansible_collections.regops.registry.plugins.module_utils.copy import copy_image
@@ -19,7 +20,7 @@ WRITES = ("PUT", "PATCH", "POST", "DELETE")
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
-    monkeypatch.setattr(client_module.time, "sleep", lambda s: None)
+    monkeypatch.setattr(_transport.time, "sleep", lambda s: None)
 
 
 def image(registry: MemoryRegistry, repo: str, tags, seed: str = "x"):
