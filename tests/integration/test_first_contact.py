@@ -81,7 +81,7 @@ def test_the_install_instructions_install_the_collection(tmp_path):
     assert [c.split()[3][:8] for c in commands] == ["git+http", ".tmp/rel", "-r"], commands
     repo, home = tmp_path / "regops.registry.git", user_env(HOME=str(tmp_path / "home"))
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(repo)], check=True, timeout=120)
-    subprocess.run(["git", "-C", str(repo), "branch", "-f", "main", "HEAD"], check=True, timeout=60)
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "-B", "main", "HEAD"], check=True, timeout=60)
     built = shell(f"ansible-galaxy collection build --output-path {repo}/.tmp/release {repo}", repo, home)
     assert built.returncode == 0, built.stderr
     [requirements] = [yaml.safe_load(b) for b in code_blocks(ROOT / "docs" / "getting-started.md", "yaml")

@@ -163,7 +163,7 @@ def changed_tasks(output: str) -> list[str]:
 
 def test_report_is_written_once_on_the_controller_and_a_rerun_changes_nothing(lab_plain, tmp_path):
     session = seed.LabSession(lab_plain)
-    repo = "report/app"
+    repo = "nightly/app"
     for i, day in enumerate(("01", "02", "03")):
         image = seed.push_image(session, repo, f"build-{i}", seed=800 + i, created=f"2024-01-{day}T00:00:00Z")
         seed.tag_manifest(session, repo, f"pr-{i}", image["raw"], image["media_type"])
