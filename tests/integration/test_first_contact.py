@@ -53,8 +53,7 @@ def readme_doc_commands() -> list[str]:
     """The README's ways to read registry_tags' documentation from a clone: its `make doc` line and the
     environment line it says that runs."""
     text = (ROOT / "README.md").read_text()
-    commands = [line.split("#")[0].strip() for block in code_blocks(ROOT / "README.md", "sh")
-                for line in block.splitlines() if line.startswith("make doc ")]
+    commands = re.findall(r"`(make doc NAME=registry_tags)`", text)
     commands += re.findall(r"`(ANSIBLE_COLLECTIONS_PATH=\S+ \S*ansible-doc regops\.registry\.registry_tags)`", text)
     return commands
 
