@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.runner import run_playbook
+from tests.integration.runner import run_module, run_playbook
 from tests.lab import seed
 
 # Client bugs another branch fixes (issue 15): the case flips to XPASS, and so fails, when the fix lands.
@@ -85,3 +85,29 @@ def test_promote_across_to_a_plain_lab_keeps_the_digest(request, personality, pe
     storage = [s for s in personality.seen[personality_run.mark:] if s.server == "storage"]
     assert not [s for s in storage if "Authorization" in s.headers]
     assert bool(storage) == personality.redirect_blobs
+
+
+@pytest.fixture(scope="session")
+def hub_manifest_read(personas):
+    """One ``registry_manifest`` read of a tag through the Docker Hub personality, and what it sent."""
+    hub = personas("dockerhub")
+    hub.rate_limit(limit=100)
+    mark = len(hub.seen)
+    result, _rss = run_module("registry_manifest", {**hub.conn(), "repository": "seed/app", "reference": "1.0"})
+    sent = [s for s in hub.seen[mark:] if s.server == "api" and "/manifests/" in s.path]
+    return hub, result, sent
+
+
+@pytest.mark.xfail(strict=True, reason="clientfix (issue 15): registry_manifest GETs the manifest twice; HEAD first")
+def test_dockerhub_manifest_read_costs_one_pull(hub_manifest_read):
+    hub, result, sent = hub_manifest_read
+    assert result["digest"] == hub.images["app"]["digest"]
+    assert [s.method for s in sent if s.status == 200].count("GET") == 1
+    assert any(s.method == "HEAD" for s in sent)
+
+
+@pytest.mark.xfail(strict=True, reason="clientfix (issue 15): rate limits are not yet returned as facts")
+def test_dockerhub_rate_limit_returned_as_facts(hub_manifest_read):
+    hub, result, _sent = hub_manifest_read
+    assert result["ratelimit"]["limit"] == 100
+    assert result["ratelimit"]["remaining"] == hub.remaining

@@ -597,6 +597,7 @@ class DockerHub(Personality):
     catalog = False
     password = "dckr_pat_alice"
     referrers_api = False
+    digest_delete = ("405", "UNSUPPORTED")
 
     def __init__(self, upstream) -> None:
         super().__init__(upstream)
