@@ -20,7 +20,7 @@ NO_CATALOG = {"dockerhub", "ghcr", "gitlab"}
 
 
 def challenge_of(answer: requests.Response) -> tuple[str, dict]:
-    scheme, _, rest = answer.headers.get("WWW-Authenticate", "").partition(" ")
+    scheme, _sep, rest = answer.headers.get("WWW-Authenticate", "").partition(" ")
     return scheme.lower(), dict(re.findall(r'(\w+)="([^"]*)"', rest))
 
 
@@ -207,12 +207,12 @@ def test_dockerhub_rate_limit_headers_count_get_only_and_429(personas):
     hub.rate_limit(limit=3)
     try:
         path = "/v2/seed/app/manifests/1.0"
-        for _ in range(2):
+        for _head in range(2):
             head = raw.send("HEAD", path, headers={"Accept": ACCEPT})
             assert head.status_code == 200 and head.headers["ratelimit-remaining"] == f"3;w={WINDOW}"
         assert head.headers["ratelimit-limit"] == f"3;w={WINDOW}"
         remaining = [raw.send("GET", path, headers={"Accept": ACCEPT}).headers["ratelimit-remaining"]
-                     for _ in range(3)]
+                     for _get in range(3)]
         assert remaining == [f"2;w={WINDOW}", f"1;w={WINDOW}", f"0;w={WINDOW}"]
         refused = raw.send("GET", path, headers={"Accept": ACCEPT})
         assert refused.status_code == 429 and refused.json()["errors"][0]["code"] == "TOOMANYREQUESTS"

@@ -108,14 +108,14 @@ def basic_credentials(value: str) -> tuple[str, str] | None:
     if not value.lower().startswith("basic "):
         return None
     try:
-        user, _, password = base64.b64decode(value[6:].strip()).decode().partition(":")
+        user, _sep, password = base64.b64decode(value[6:].strip()).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
         return None
     return user, password
 
 
 def bearer_token(value: str) -> str:
-    scheme, _, token = value.partition(" ")
+    scheme, _sep, token = value.partition(" ")
     return token.strip() if scheme.lower() in ("bearer", "token") else ""
 
 
@@ -453,6 +453,12 @@ class Personality:
             links[link.parent.parent.name] = link.read_text().strip()
         return links
 
+    def tags_by_digest(self, name: str) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for tag, digest in self.tag_links(name).items():  # sorted by tag
+            found.setdefault(digest, []).append(tag)
+        return found
+
     def revisions(self, name: str) -> list[tuple[str, float]]:
         """(digest, mtime) of every manifest the repository holds, newest first."""
         base = self.repo_dir(name) / "_manifests" / "revisions" / "sha256"
@@ -686,13 +692,10 @@ class GHCR(Personality):
         return int(digest.split(":", 1)[1][:8], 16)
 
     def versions(self, name: str) -> list[dict]:
-        tags_by_digest: dict[str, list[str]] = {}
-        for tag, digest in self.tag_links(name).items():
-            tags_by_digest.setdefault(digest, []).append(tag)
+        tags = self.tags_by_digest(name)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return [{"id": self.version_id(digest), "name": digest, "url": "", "created_at": stamp, "updated_at": stamp,
-                 "metadata": {"package_type": "container", "container": {"tags": sorted(tags_by_digest.get(digest,
-                                                                                                        []))}}}
+                 "metadata": {"package_type": "container", "container": {"tags": tags.get(digest, [])}}}
                 for digest, _mtime in self.revisions(name)]
 
     def native(self, req: Incoming) -> Reply | None:
@@ -957,15 +960,13 @@ class ACR(Personality):
         return registry_error(405, "UNSUPPORTED", "The operation is unsupported.")
 
     def manifests_page(self, req: Incoming, name: str) -> Reply:
-        tags_by_digest: dict[str, list[str]] = {}
-        for tag, digest in self.tag_links(name).items():
-            tags_by_digest.setdefault(digest, []).append(tag)
+        tags = self.tags_by_digest(name)
         revisions = self.revisions(name)
         if req.arg("orderby") == "timeasc":
             revisions.reverse()
         entries = [{"digest": digest, "createdTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(mtime)),
                     "lastUpdateTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(mtime)),
-                    "tags": sorted(tags_by_digest.get(digest, [])),
+                    "tags": tags.get(digest, []),
                     "changeableAttributes": {"deleteEnabled": True, "writeEnabled": True}}
                    for digest, mtime in revisions]
         last = req.arg("last")
