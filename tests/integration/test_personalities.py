@@ -123,7 +123,7 @@ EXPECTED_DELETES = {  # service: (tag DELETE status, its error code or None, dig
     "dockerhub": (405, "UNSUPPORTED", 405, "UNSUPPORTED"),
     "ghcr": (405, "UNSUPPORTED", 405, "UNSUPPORTED"),
     "quay": (202, None, 202, None),
-    "harbor": (405, "UNSUPPORTED", 202, None),
+    "harbor": (400, "UNSUPPORTED", 202, None),
     "gitlab": (202, None, 202, None),
     "ecr": (405, "UNSUPPORTED", 202, None),
     "gcr": (202, None, 400, "GOOGLE_MANIFEST_DANGLING_TAG"),

@@ -5,7 +5,11 @@ itself, never from the collection. One playbook run per personality (``personali
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
+import requests
 
 from tests.integration.runner import run_module, run_playbook
 from tests.lab import seed
@@ -111,3 +115,32 @@ def test_dockerhub_rate_limit_returned_as_facts(hub_manifest_read):
     hub, result, _sent = hub_manifest_read
     assert result["ratelimit"]["limit"] == 100
     assert result["ratelimit"]["remaining"] == hub.remaining
+
+
+@pytest.mark.parametrize("service", ["dockerhub", "ghcr", "quay"])
+def test_anonymous_read_where_the_service_gives_pull_tokens(personas, service):
+    persona = personas(service)
+    mark = len(persona.seen)
+    result, _rss = run_module("registry_tags", {"registry": persona.url, "repository": "seed/app", "details": True})
+    assert not result.get("failed"), result
+    assert result["tags"] == ["1.0", "latest"]
+    assert {image["digest"] for image in result["images"]} == {persona.images["app"]["digest"]}
+    realm_requests = [s for s in persona.seen[mark:] if s.path.startswith(persona.realm_path)]
+    assert realm_requests and not [s for s in realm_requests if "Authorization" in s.headers]
+
+
+def test_acr_identity_token_from_docker_config(personas, tmp_path):
+    """An identity token in config.json is an ACR refresh token: the client trades it at ``POST /oauth2/token``."""
+    acr = personas("acr")
+    refresh = requests.post(acr.url + "/oauth2/exchange", data={
+        "grant_type": "access_token", "service": acr.host, "access_token": acr.aad_token}, timeout=10).json()
+    config = tmp_path / "config.json"
+    null_user = base64.b64encode(b"00000000-0000-0000-0000-000000000000:").decode()
+    config.write_text(json.dumps({"auths": {acr.host: {"auth": null_user,
+                                                       "identitytoken": refresh["refresh_token"]}}}))
+    mark = len(acr.seen)
+    result, _rss = run_module("registry_tags", {"registry": acr.url, "repository": "seed/multi",
+                                                "docker_config": str(config)})
+    assert not result.get("failed"), result
+    assert result["tags"] == ["2.0"]
+    assert [(s.method, s.status) for s in acr.seen[mark:] if s.path == "/oauth2/token"] == [("POST", 200)]

@@ -776,7 +776,9 @@ class Harbor(Personality):
 
     - Bearer realm ``/service/token`` on the registry host, service ``harbor-registry``; private projects here (no
       anonymous pull): https://goharbor.io/docs/ (robot accounts ``robot$name``).
-    - V2 DELETE by tag refused (``UNSUPPORTED``, "v2 doesn't support delete by tag"); DELETE by digest removes the
+    - V2 DELETE by tag refused: 400 ``UNSUPPORTED`` "unsupported digest <tag>: ..." (Harbor's deleteManifest parses
+      the reference as a digest, "v2 doesn't support delete by tag", and maps ``UNSUPPORTED`` to 400:
+      goharbor/harbor ``src/server/registry/manifest.go``, ``src/lib/http/error.go``); DELETE by digest removes the
       artifact with every tag on it: https://github.com/goharbor/harbor/issues/11971 ,
       https://github.com/goharbor/harbor/issues/2663 .
     - Catalog for system admins only (alice is one here).
@@ -793,13 +795,13 @@ class Harbor(Personality):
     token_service = "harbor-registry"
     realm_path = "/service/token"
     realm_on_auth_host = False
-    tag_delete = ("405", "UNSUPPORTED")
+    tag_delete = ("400", "UNSUPPORTED")
     redirect_blobs = False
     username = "robot$ci"
     version = "v2.11.0-personality"
 
     def refusal_message(self, reference: str) -> str:
-        return "v2 doesn't support delete by tag"
+        return f"unsupported digest {reference}: invalid checksum digest format"
 
     def native(self, req: Incoming) -> Reply | None:
         if req.path == "/api/v2.0/systeminfo" and req.method == "GET":
@@ -850,9 +852,9 @@ class ECR(Personality):
 
     - Basic auth only: user ``AWS``, password the 12-hour token of GetAuthorizationToken; no Bearer realm:
       https://docs.aws.amazon.com/AmazonECR/latest/userguide/registry_auth.html .
-    - V2 DELETE by digest supported (shipped: https://github.com/aws/containers-roadmap/issues/1229 ); a tag DELETE
-      is refused (405 ``UNSUPPORTED`` here; ECR removes tags through BatchDeleteImage, which needs AWS request
-      signing).
+    - V2 DELETE by digest supported (it long answered 404, https://github.com/fluxcd/pkg/pull/328 ; marked shipped:
+      https://github.com/aws/containers-roadmap/issues/1229 ); a tag DELETE is refused (the status is not documented:
+      405 ``UNSUPPORTED`` here; ECR removes tags through BatchDeleteImage, which needs AWS request signing).
     - ``n`` above 1000 refused: https://github.com/google/go-containerregistry/issues/681 .
     - Blob GETs 307 to S3 presigned URLs that refuse an ``Authorization`` header:
       https://github.com/renovatebot/renovate/issues/3877 , https://github.com/open-policy-agent/opa/issues/6728 .
@@ -904,7 +906,8 @@ class ACR(Personality):
       ``access_token``) -> ``refresh_token``, then ``POST /oauth2/token`` (``grant_type=refresh_token``, ``service``,
       ``scope``, ``refresh_token``) -> ``access_token``; an identity token in config.json is such a refresh token:
       https://azure.github.io/acr/AAD-OAuth.html .
-    - V2 DELETE by digest works; a tag DELETE is refused (405 ``UNSUPPORTED`` here; ACR untags through its own API).
+    - V2 DELETE by digest works; a tag DELETE is refused (https://github.com/fluxcd/pkg/pull/328 ; the status is not
+      documented: 405 ``UNSUPPORTED`` here; ACR untags through its own API).
     - Native: ``DELETE /acr/v1/{repository}/_tags/{tag}`` -> 202 (removes only the tag);
       ``GET /acr/v1/{repository}/_manifests?orderby=timedesc`` (``n``/``last``); a Bearer token of the realm
       (scope ``repository:<name>:delete`` / ``metadata_read``) or the admin's Basic credentials:
