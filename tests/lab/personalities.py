@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import requests
 
-from tests.lab import faultproxy
+from tests.lab import faultproxy, transcripts
 
 SERVICES = ("dockerhub", "ghcr", "quay", "harbor", "gitlab", "ecr", "gcr", "acr")
 WINDOW = 21600  # Docker Hub's rate-limit window: six hours, in seconds
@@ -214,6 +214,9 @@ class Personality:
         self.errors: list[Exception] = []
         self.tokens: dict[str, Grant] = {}
         self.api_token = f"{self.service}-api-{secrets.token_hex(8)}"
+        # Every credential a personality accepts or issues is a secret no test output may show (test_zz_secrets.py).
+        transcripts.add_user_secrets({self.username: self.password})
+        transcripts.add_secret(self.api_token)
         self._signing_key = secrets.token_bytes(16)
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -355,9 +358,15 @@ class Personality:
                 continue
             granted = actions if user is not None else (actions & {"pull"} if self.anonymous_pull else set())
             access.setdefault(name, set()).update(granted)
-        token = fake_jwt({"sub": user or "", "aud": self.token_service, "iat": int(time.time())})
+        token = self.new_token({"sub": user or "", "aud": self.token_service, "iat": int(time.time())})
         with self._lock:
             self.tokens[token] = Grant(user, access)
+        return token
+
+    @staticmethod
+    def new_token(claims: dict) -> str:
+        token = fake_jwt(claims)
+        transcripts.add_secret(token)
         return token
 
     def token_endpoint(self, req: Incoming) -> Reply | None:
@@ -645,7 +654,7 @@ class DockerHub(Personality):
             if not self.valid_user(str(body.get("identifier", "")), str(body.get("secret", ""))):
                 return json_reply(401, {"detail": "Incorrect authentication credentials", "message":
                                         "Incorrect authentication credentials"})
-            token = fake_jwt({"sub": self.username, "iss": "hub.docker.com"})
+            token = self.new_token({"sub": self.username, "iss": "hub.docker.com"})
             with self._lock:
                 self.hub_tokens.add(token)
             return json_reply(200, {"access_token": token})
@@ -926,13 +935,14 @@ class ACR(Personality):
         super().__init__(upstream)
         self.token_service = self.host
         self.refresh_tokens: set[str] = set()
+        transcripts.add_secret(self.aad_token)
 
     def token_endpoint(self, req: Incoming) -> Reply | None:
         if req.path == "/oauth2/exchange" and req.method == "POST":
             form = req.form()
             if form.get("grant_type") != "access_token" or form.get("access_token") != self.aad_token:
                 return json_reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "invalid AAD token"}]})
-            refresh = fake_jwt({"sub": self.username, "grant_type": "refresh_token"})
+            refresh = self.new_token({"sub": self.username, "grant_type": "refresh_token"})
             with self._lock:
                 self.refresh_tokens.add(refresh)
             return json_reply(200, {"refresh_token": refresh})
