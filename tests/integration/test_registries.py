@@ -144,3 +144,18 @@ def test_acr_identity_token_from_docker_config(personas, tmp_path):
     assert not result.get("failed"), result
     assert result["tags"] == ["2.0"]
     assert [(s.method, s.status) for s in acr.seen[mark:] if s.path == "/oauth2/token"] == [("POST", 200)]
+
+
+@pytest.mark.xfail(strict=True, reason="clientfix (issue 15): a run that would exhaust the Docker Hub rate limit "
+                                       "stops with a clear message before the 429 (today: four GETs, all 429)")
+def test_dockerhub_exhausted_rate_limit_stops_before_the_429(personas):
+    hub = personas("dockerhub")
+    hub.rate_limit(limit=100, remaining=0)
+    mark = len(hub.seen)
+    try:
+        result, _rss = run_module("registry_manifest", {**hub.conn(), "repository": "seed/app", "reference": "1.0"})
+    finally:
+        hub.rate_limit(limit=100)
+    assert result.get("failed")
+    assert "rate limit" in result["msg"].lower()
+    assert not [s for s in hub.seen[mark:] if s.status == 429]
