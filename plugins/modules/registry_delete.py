@@ -201,23 +201,6 @@ EXAMPLES = r"""
       build-41: sha256:b7c1e402dc8ce4298fceded9ac3f12cf16dc228b81c4ca7326ae4243ced0b50f
   register: old_image
 
-- name: Delete pull-request tags on Docker Hub through its API
-  regops.registry.registry_delete:
-    registry: docker.io
-    username: myorg-bot
-    api_token: "{{ hub_pat }}"
-    repository: myorg/app
-    tags: [pr-1234]
-
-- name: Delete an old image on GHCR (a GitHub token with delete:packages)
-  regops.registry.registry_delete:
-    registry: ghcr.io
-    repository: myorg/app
-    api_token: "{{ github_token }}"
-    delete_api_owner_type: org
-    digests:
-      - sha256:b7c1e402dc8ce4298fceded9ac3f12cf16dc228b81c4ca7326ae4243ced0b50f
-
 - name: Say what was left because CI pushed onto it meanwhile
   ansible.builtin.debug:
     msg: "{{ item.name }} kept for {{ item.unexpected_tags | default([]) | join(', ') }}: {{ item.reason }}"
