@@ -250,8 +250,7 @@ class TagDeleter:
         # The service's tag API, where it has one this run can use: instead of the throwaway path (after the OCI
         # tag DELETE where the service may have it, as Quay), or straight away (Docker Hub, Harbor, ACR).
         self.api = api if api is not None and api.has_credential else None
-        if api is not None and self.api is None and api.v2_digest_deletes:
-            client.warn(f"{api.missing_credential()}: tags are deleted through V2 (throwaway manifests) instead")
+        self._unused_api = api if api is not None and self.api is None else None
 
     def delete_all(self, pool, tags: list[str]) -> list[dict]:
         """Every tag deleted (or refused in the plan when it moved since planning); the deletes made."""
@@ -289,6 +288,9 @@ class TagDeleter:
                 return done
         if pending and self.api is not None:
             return done + list(pool.map(self._api_delete, pending))
+        if pending and self._unused_api is not None:
+            self.client.warn(f"{self._unused_api.missing_credential()}: tags are deleted through V2 (throwaway "
+                             "manifests) instead")
         marked = [m for m in pool.map(self._mark, pending) if m is not None]
         markers = [m for m in marked if not isinstance(m, Exception)]
         if len(markers) < len(marked):  # a tag could not be marked: put back those that were, delete nothing
@@ -518,6 +520,13 @@ def delete_versions(client, repository: str, plan: DeletePlan, api, pool, concur
     def delete(digest: str) -> list[dict]:
         version = versions.get(digest)
         extra = sorted(set(version["tags"]) - going(digest)) if version else []
+        moved = [t for t in groups.get(digest, []) if version and t not in version["tags"]]
+        if moved:  # a tag to delete is no longer on this version: deleting it would not delete the tag
+            with lock:
+                for tag in groups[digest]:
+                    plan.refuse("tag", tag, digest, f"{', '.join(moved)} moved off this GHCR version since the list "
+                                                    "of deletes was made: not deleted", moved_tags=moved)
+            return []
         if extra:
             with lock:
                 if digest in plan.digests:

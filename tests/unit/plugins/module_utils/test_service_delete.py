@@ -51,7 +51,7 @@ class FakeServices:
                     if self.redirect_to and prefix != "/v2/auth/token":
                         return Answer(307, [("Location", self.redirect_to + path)])
                     return handler(sent, path, parse_qs(parts.query))
-        if path.startswith("/api/v2.0/systeminfo"):
+        if path.startswith("/api/v2.0/systeminfo") or not path.startswith("/v2/"):
             return error(404, "NOT_FOUND")
         return self.registry.route(sent)
 
@@ -450,3 +450,46 @@ def test_check_mode_prediction_names_the_api_of_each_delete():
     deletion.fit_to_api(client, "proj/app", plan, api)
     assert [(p["name"], p["api"]) for p in deletion.predicted(plan, api)] == [("a", "harbor"), (other, "v2")]
     assert not [s for s in adapter.sent if s.method in WRITES]
+
+
+# ---------------------------------------------------------------------- through the module
+
+
+def run_module(monkeypatch, capsys, client, args: dict) -> dict:
+    from ansible.module_utils.testing import patch_module_args
+
+    from ansible_collections.regops.registry.plugins.module_utils import common
+    from ansible_collections.regops.registry.plugins.modules import registry_delete
+
+    monkeypatch.setattr(common, "build_client", lambda get, **kw: client)
+    with patch_module_args(args), pytest.raises(SystemExit):
+        registry_delete.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_module_in_check_mode_reports_the_ghcr_plan_and_writes_nothing(monkeypatch, capsys):
+    registry, client, adapter, _api, _w = ghcr()
+    digest, _raw = image(registry, "org/app", ["keep", "drop"])
+    other, _raw = image(registry, "org/app", ["gone"], seed="2")
+    result = run_module(monkeypatch, capsys, client, {
+        "registry": "ghcr.io", "repository": "org/app", "tags": ["drop", "gone"], "api_token": TOKEN,
+        "delete_api_url": GH_API, "_ansible_check_mode": True, "_ansible_diff": True})
+    assert result["changed"] is True
+    assert [(d["name"], d["api"]) for d in result["deleted"]] == [("gone", "ghcr")]
+    assert [(r["name"], r["staying_tags"]) for r in result["refused"]] == [("drop", ["keep"])]
+    assert result["diff"]["after"]["tags"] == {"keep": digest, "drop": digest}
+    assert not [s for s in adapter.sent if s.method in WRITES]
+    assert TOKEN not in json.dumps(result)
+    assert set(registry.tags["org/app"]) == {"keep", "drop", "gone"}
+
+
+def test_the_module_deletes_on_docker_hub_and_names_the_api(monkeypatch, capsys):
+    registry, client, adapter, _api, _w = setup("dockerhub", "https://docker.io", HUB_API,
+                                                credentials=Credentials(username="bot"))
+    digest, _raw = image(registry, "team/app", ["keep", "drop"])
+    result = run_module(monkeypatch, capsys, client, {
+        "registry": "docker.io", "repository": "team/app", "tags": ["drop"], "api_token": TOKEN,
+        "delete_api_url": HUB_API})
+    assert result["changed"] is True and result["deleted"][0]["api"] == "dockerhub"
+    assert registry.tags["team/app"] == {"keep": digest}
+    assert TOKEN not in json.dumps(result) and JWT not in json.dumps(result)
