@@ -126,8 +126,8 @@ options:
     default: 8
   delete_api:
     description:
-      - Which delete API to use. V(auto) chooses from the host (C(docker.io), C(registry-1.docker.io),
-        C(index.docker.io): V(dockerhub); C(ghcr.io): V(ghcr); C(quay.io): V(quay); C(*.azurecr.io): V(acr)), else
+      - Which delete API to use. V(auto) chooses from the host (V(dockerhub) for C(docker.io), C(registry-1.docker.io)
+        and C(index.docker.io); V(ghcr) for C(ghcr.io); V(quay) for C(quay.io); V(acr) for C(*.azurecr.io)), else
         asks C(GET /api/v2.0/systeminfo) whether the registry is Harbor, else uses V(v2).
       - V(v2) is the registry API alone (OCI tag delete or throwaway manifests, digest deletes).
     type: str
@@ -141,8 +141,8 @@ options:
     type: str
   delete_api_owner_type:
     description:
-      - GHCR only. Whether the owner (the first component of the repository) is an organization (V(org):
-        C(/orgs/OWNER/packages/...)) or a user (V(user): C(/users/OWNER/packages/...)). V(auto) tries the
+      - GHCR only. Whether the owner (the first component of the repository) is an organization (V(org), the API
+        path C(/orgs/OWNER/packages/...)) or a user (V(user), C(/users/OWNER/packages/...)). V(auto) tries the
         organization, then the user.
     type: str
     default: auto
@@ -248,7 +248,7 @@ refused:
       C(expected_tags); for a digest kept with a refused one, C(of) names that one. For a tag, C(digest) is where it
       points now and C(expected_digest) where it pointed.
     - A later run, planned again, deals with them.
-    - Also what the service cannot delete, with the reason (C(reason)): on GHCR a tag whose version carries a tag
+    - Also what the service cannot delete, with the reason in C(reason). On GHCR a tag whose version carries a tag
       that stays (C(staying_tags)) and a version a kept index references (C(of)); on Docker Hub an untagged
       manifest; blobs on Docker Hub and GHCR.
   returned: always
