@@ -32,9 +32,9 @@ description:
     API made each delete.
   - B(Docker Hub) (U(https://docs.docker.com/reference/api/hub/latest/)) signs in with C(POST /v2/auth/token)
     (O(username) and O(api_token), a personal access token, or the password) and deletes each tag alone. It has no
-    digest delete: a digest is deleted by deleting every tag on it, and an untagged manifest (an index child)
-    cannot be deleted: it is listed in RV(refused). Blobs cannot be deleted.
-  - B(GHCR) (GitHub Packages REST API, U(https://docs.github.com/rest/packages)) deletes package versions: one
+    digest delete, so a digest is deleted by deleting every tag on it, and an untagged manifest (an index child)
+    cannot be deleted (it is listed in RV(refused)). Blobs cannot be deleted.
+  - B(GHCR) (GitHub Packages REST API, U(https://docs.github.com/rest/packages)) deletes package versions, and one
     version is one manifest with every tag on it. A tag is deleted only together with every other tag on its
     version; a tag whose version carries a tag that stays is refused (see RV(refused)). A version that a kept
     index references (the untagged children of a multi-arch image) is never deleted. The token (O(api_token), or
