@@ -174,10 +174,14 @@ class ServiceApi:
 
     # ------------------------------------------------------------------ what deletion.py calls
 
-    def check(self, repository: str) -> None:
-        """Before any write: fail now if this API cannot be used for the deletes planned."""
+    def require_credential(self, repository: str) -> None:
+        """No request: fail when this API has no credential (check mode says so too)."""
         if not self.has_credential:
             raise ApiRefused(self.missing_credential(), operation=f"deleting from {repository}")
+
+    def check(self, repository: str) -> None:
+        """Before any write: fail now if this API cannot be used for the deletes planned."""
+        self.require_credential(repository)
 
     def missing_credential(self) -> str:
         return (f"deleting on {self.label} needs its API's credential: give api_token (or the registry's username and "

@@ -574,7 +574,7 @@ def repair_dangling(client, repository: str, plan: DeletePlan) -> list[str]:
 
 def predicted(plan: DeletePlan, api=None) -> list[dict]:
     """What ``apply_delete`` would report, for check mode (``api``: which API would do the deletes)."""
-    tag_api = api.name if api is not None and api.has_credential else "v2"
+    tag_api = api.name if api is not None and (api.has_credential or not api.v2_digest_deletes) else "v2"
     digest_api = "v2" if api is None or api.v2_digest_deletes else api.name
     out = [{"type": "tag", "name": t, "digest": plan.tag_digests[t], "api": tag_api,
             "shared_tags": [s for s in plan.tags_on(plan.tag_digests[t]) if s != t]} for t in plan.tags]

@@ -342,6 +342,9 @@ def main() -> None:
                                 list(zip(wanted, plans)))
         changing = [(w["repository"], plan) for w, plan in zip(wanted, plans) if plan.changes]
         if rm.check_mode:
+            for repository, _plan in changing:  # what the real run would refuse before its first delete
+                if api is not None and not api.v2_digest_deletes:
+                    api.require_credential(repository)
             outcomes = [predicted(plan, api) if plan.changes else [] for plan in plans]
         else:
             for repository, _plan in changing:  # deletes refused anywhere: fail before deleting anywhere

@@ -493,3 +493,13 @@ def test_the_module_deletes_on_docker_hub_and_names_the_api(monkeypatch, capsys)
     assert result["changed"] is True and result["deleted"][0]["api"] == "dockerhub"
     assert registry.tags["team/app"] == {"keep": digest}
     assert TOKEN not in json.dumps(result) and JWT not in json.dumps(result)
+
+
+def test_the_module_in_check_mode_refuses_docker_hub_without_a_credential(monkeypatch, capsys):
+    registry, client, adapter, _api, _w = setup("dockerhub", "https://docker.io", HUB_API, api_token=None)
+    image(registry, "team/app", ["keep", "drop"])
+    result = run_module(monkeypatch, capsys, client, {
+        "registry": "docker.io", "repository": "team/app", "tags": ["drop"], "delete_api_url": HUB_API,
+        "_ansible_check_mode": True})
+    assert result["failed"] and "needs its API: give username and api_token" in result["msg"]
+    assert sent_to(adapter, HUB_API) == []
