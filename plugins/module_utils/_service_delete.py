@@ -223,8 +223,8 @@ class DockerHubApi(ServiceApi):
         return bool(self.client.credentials.username and self._secret())
 
     def missing_credential(self) -> str:
-        return ("deleting on Docker Hub needs its API: give username and api_token (a personal access token with "
-                "delete rights) or the account's password; nothing was deleted")
+        return ("deleting on Docker Hub needs its API: give username and password, or api_token (a personal access "
+                "token with delete rights) in place of the password; nothing was deleted")
 
     def authorization(self) -> str | None:
         with self._lock:

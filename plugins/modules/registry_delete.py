@@ -31,9 +31,10 @@ description:
     (O(delete_api_url)), never to the registry or a redirect target elsewhere. RV(deleted) names in C(api) which
     API made each delete.
   - B(Docker Hub) (U(https://docs.docker.com/reference/api/hub/latest/)) signs in with C(POST /v2/auth/token)
-    (O(username) and O(api_token), a personal access token, or the password) and deletes each tag alone. It has no
-    digest delete, so a digest is deleted by deleting every tag on it, and an untagged manifest (an index child)
-    cannot be deleted (it is listed in RV(refused)). Blobs cannot be deleted.
+    (O(username) with O(api_token), a personal access token, in place of the registry O(password), which a
+    username needs anyway) and deletes each tag alone. It has no digest delete, so a digest is deleted by deleting
+    every tag on it, and an untagged manifest (an index child) cannot be deleted (it is listed in RV(refused)).
+    Blobs cannot be deleted.
   - B(GHCR) (GitHub Packages REST API, U(https://docs.github.com/rest/packages)) deletes package versions, and one
     version is one manifest with every tag on it. A tag is deleted only together with every other tag on its
     version; a tag whose version carries a tag that stays is refused (see RV(refused)). A version that a kept
@@ -150,7 +151,7 @@ options:
   api_token:
     description:
       - The credential of the service's delete API, sent to O(delete_api_url) only. Docker Hub a personal access token
-        (with O(username)); GHCR a GitHub token with C(read:packages) and C(delete:packages); Quay an OAuth access
+        of O(username) (used in place of O(password)); GHCR a GitHub token with C(read:packages) and C(delete:packages); Quay an OAuth access
         token; Harbor the secret of O(username) (a robot account works); ACR an access token.
       - Without it, the registry's credentials are used where the service accepts them (Docker Hub, GHCR and Harbor
         the O(password); ACR the registry's own token exchange).

@@ -240,7 +240,7 @@ def test_docker_hub_without_a_credential_is_refused_before_any_write():
     registry, client, adapter, api, _w = setup("dockerhub", "https://docker.io", HUB_API, api_token=None,
                                                credentials=Credentials())
     image(registry, "team/app", ["a", "b"])
-    with pytest.raises(services.ApiRefused, match="needs its API: give username and api_token"):
+    with pytest.raises(services.ApiRefused, match="needs its API: give username and password, or api_token"):
         delete(client, "team/app", api, tags=["a"])
     assert not [s for s in adapter.sent if s.method in WRITES]
     assert set(registry.tags["team/app"]) == {"a", "b"}
@@ -501,5 +501,5 @@ def test_the_module_in_check_mode_refuses_docker_hub_without_a_credential(monkey
     result = run_module(monkeypatch, capsys, client, {
         "registry": "docker.io", "repository": "team/app", "tags": ["drop"], "delete_api_url": HUB_API,
         "_ansible_check_mode": True})
-    assert result["failed"] and "needs its API: give username and api_token" in result["msg"]
+    assert result["failed"] and "needs its API: give username and password, or api_token" in result["msg"]
     assert sent_to(adapter, HUB_API) == []
