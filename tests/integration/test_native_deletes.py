@@ -15,6 +15,7 @@ import base64
 import json
 import shutil
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -74,16 +75,20 @@ class HarborHandler(BaseHTTPRequestHandler):
         self.answer(200)
 
 
-@pytest.fixture
-def harbor(lab_plain):
-    server = HarborStandIn(Path(lab_plain.storage_path))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+@contextmanager
+def serving(server: ThreadingHTTPServer):
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield lab_plain, server
+        yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def harbor(lab_plain):
+    with serving(HarborStandIn(Path(lab_plain.storage_path))) as server:
+        yield lab_plain, server
 
 
 def test_tag_deletes_go_through_the_harbor_api_found_by_probe(harbor):
@@ -215,14 +220,10 @@ class GithubHandler(HarborHandler):
 @pytest.fixture(scope="module")
 def github(tmp_path_factory):
     lab = start_registry("plain", tmp_path_factory.mktemp("ghcr-like"), delete_enabled=False)
-    server = GithubStandIn(Path(lab.storage_path))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield lab, server
+        with serving(GithubStandIn(Path(lab.storage_path))) as server:
+            yield lab, server
     finally:
-        server.shutdown()
-        server.server_close()
         lab.close()
 
 
