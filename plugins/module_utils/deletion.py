@@ -69,6 +69,13 @@ class DeletePlan:
                              "reason": "the tag moved to another digest since the list of deletes was made: left on "
                                        "its new digest"})
 
+    def refuse(self, kind: str, name: str, digest: str | None, reason: str, **extra) -> None:
+        """Take one delete out of the plan, with the sentence that says why (the service cannot do it)."""
+        for items in (self.tags, self.digests, self.blobs):
+            if name in items:
+                items.remove(name)
+        self.refused.append({"type": kind, "name": name, "digest": digest, **extra, "reason": reason})
+
     def after(self) -> dict[str, str]:
         """The repository's tags after the plan (for diff)."""
         gone = set(self.tags)
@@ -207,8 +214,12 @@ def refusal_summary(refusal: dict) -> str:
     return f"{refusal['name']} (moved to {refusal['digest']})"
 
 
-def probe_deletes(client, repository: str) -> None:
-    """Fail before any write when the registry will not delete (design: no throwaway left behind)."""
+def probe_deletes(client, repository: str, api=None) -> None:
+    """Fail before any write when the registry will not delete (design: no throwaway left behind). A service whose
+    V2 DELETE is refused altogether (Docker Hub, GHCR) is checked through its own API instead."""
+    if api is not None and not api.v2_digest_deletes:
+        api.check(repository)
+        return
     try:
         response = client.request("DELETE", f"/v2/{repository}/manifests/{PROBE_DIGEST}",
                                   scopes=client.delete_scope(repository),
@@ -230,12 +241,16 @@ def probe_deletes(client, repository: str) -> None:
 class TagDeleter:
     """Deletes single tags safely, remembering per client whether the native tag DELETE works."""
 
-    def __init__(self, client, repository: str, plan: DeletePlan) -> None:
+    def __init__(self, client, repository: str, plan: DeletePlan, api=None) -> None:
         self.client = client
         self.repository = repository
         self.plan = plan
         self._native = client.native_tag_delete
         self._lock = threading.Lock()
+        # The service's tag API, where it has one this run can use: instead of the throwaway path (after the OCI
+        # tag DELETE where the service may have it, as Quay), or straight away (Docker Hub, Harbor, ACR).
+        self.api = api if api is not None and api.has_credential else None
+        self._unused_api = api if api is not None and self.api is None else None
 
     def delete_all(self, pool, tags: list[str]) -> list[dict]:
         """Every tag deleted (or refused in the plan when it moved since planning); the deletes made."""
@@ -257,6 +272,8 @@ class TagDeleter:
         distribution 2.8 scans every tag link of the repository when it deletes a manifest, and fails (500, leaving
         tags behind) if a link is rewritten meanwhile; so no marker is written while a DELETE runs.
         """
+        if self.api is not None and not self.api.v2_tag_delete_first:
+            return list(pool.map(self._api_delete, tags))
         done: list[dict] = []
         pending = list(tags)
         while pending and self._native is not False:  # learn support on one tag, then go wide
@@ -269,6 +286,11 @@ class TagDeleter:
             if self._native:
                 done.extend(pool.map(lambda t: self._native_delete(t, self.plan.tag_digests[t], self._siblings(t)), pending))
                 return done
+        if pending and self.api is not None:
+            return done + list(pool.map(self._api_delete, pending))
+        if pending and self._unused_api is not None:
+            self.client.warn(f"{self._unused_api.missing_credential()}: tags are deleted through V2 (throwaway "
+                             "manifests) instead")
         marked = [m for m in pool.map(self._mark, pending) if m is not None]
         markers = [m for m in marked if not isinstance(m, Exception)]
         if len(markers) < len(marked):  # a tag could not be marked: put back those that were, delete nothing
@@ -312,6 +334,15 @@ class TagDeleter:
                              "those tags were restored and native tag deletes are off for this run")
         return {"type": "tag", "name": tag, "digest": digest, "method": "native", "shared_tags": siblings}
 
+    def _api_delete(self, tag: str) -> dict:
+        """One tag through the service's API, after the check that it still names the planned digest ({} if not)."""
+        if self._moved(tag):
+            return {}
+        digest = self.plan.tag_digests[tag]
+        gone = self.api.delete_tag(self.repository, tag, digest)
+        return {"type": "tag", "name": tag, "digest": digest, "method": "api" if gone else "absent",
+                "shared_tags": self._siblings(tag), "api": self.api.name}
+
     def _restore(self, markers: list[dict]) -> None:
         """Never leave a tag on a throwaway: point each back at the image it named."""
         for marker in markers:
@@ -349,40 +380,174 @@ def throwaway_bytes(raw: bytes) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode("utf-8")
 
 
-def apply_delete(client, repository: str, plan: DeletePlan, concurrency: int = 8, probed: bool = False) -> list[dict]:
+def apply_delete(client, repository: str, plan: DeletePlan, concurrency: int = 8, probed: bool = False,
+                 api=None) -> list[dict]:
     """Carry out a plan: tags first (their digests survive), then (after the race guard) digests, then blobs; then
-    check the tags."""
+    check the tags. ``api``: the service's own delete API (``_service_delete``), None for plain V2."""
     if not plan.changes:
         return []
     if not probed:
-        probe_deletes(client, repository)
-    deleted: list[dict] = []
-    deleter = TagDeleter(client, repository, plan)
+        probe_deletes(client, repository, api)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        deleted.extend(deleter.delete_all(pool, list(plan.tags)))
-        refused = recheck_before_digest_deletes(client, repository, plan, concurrency)
-        if refused:
-            client.warn(f"not deleted in {repository}, because the registry changed since the list of deletes was "
-                        f"made: {'; '.join(map(refusal_summary, refused))} (see refused)")
-
-        def delete_digest(digest: str) -> dict:
-            gone = client.delete_manifest(repository, digest)
-            return {"type": "digest", "name": digest, "digest": digest, "removed_tags": plan.tags_on(digest),
-                    "method": "digest" if gone else "absent"}
-
-        # Tagged manifests first, then untagged ones (index children, referrers): an interrupted run never leaves
-        # a tag on an index whose children are gone.
-        tagged = [d for d in plan.digests if plan.tags_on(d)]
-        deleted.extend(pool.map(delete_digest, tagged))
-        deleted.extend(pool.map(delete_digest, [d for d in plan.digests if d not in tagged]))
-
-        def delete_blob(digest: str) -> dict:
-            gone = client.delete_blob(repository, digest)
-            return {"type": "blob", "name": digest, "digest": digest, "method": "blob" if gone else "absent"}
-
-        deleted.extend(pool.map(delete_blob, plan.blobs))
-    if plan.tags or plan.digests:
+        if api is not None and api.name == "ghcr":
+            deleted = delete_versions(client, repository, plan, api, pool, concurrency)
+        else:
+            deleted = delete_tags_then_digests(client, repository, plan, api, pool, concurrency)
+    if (plan.tags or plan.digests) and (api is None or api.v2_digest_deletes):
         repair_dangling(client, repository, plan)
+    for entry in deleted:
+        entry.setdefault("api", "v2")
+    return deleted
+
+
+def warn_refused(client, repository: str, refused: list[dict]) -> None:
+    if refused:
+        client.warn(f"not deleted in {repository}, because the registry changed since the list of deletes was "
+                    f"made: {'; '.join(map(refusal_summary, refused))} (see refused)")
+
+
+def delete_tags_then_digests(client, repository: str, plan: DeletePlan, api, pool, concurrency: int) -> list[dict]:
+    deleted: list[dict] = []
+    deleter = TagDeleter(client, repository, plan, api)
+    deleted.extend(deleter.delete_all(pool, list(plan.tags)))
+    warn_refused(client, repository, recheck_before_digest_deletes(client, repository, plan, concurrency))
+
+    def delete_digest(digest: str) -> dict:
+        if api is not None and not api.v2_digest_deletes:
+            return delete_digest_by_its_tags(client, repository, plan, api, digest)
+        gone = client.delete_manifest(repository, digest)
+        return {"type": "digest", "name": digest, "digest": digest, "removed_tags": plan.tags_on(digest),
+                "method": "digest" if gone else "absent"}
+
+    # Tagged manifests first, then untagged ones (index children, referrers): an interrupted run never leaves
+    # a tag on an index whose children are gone.
+    tagged = [d for d in plan.digests if plan.tags_on(d)]
+    deleted.extend(pool.map(delete_digest, tagged))
+    deleted.extend(pool.map(delete_digest, [d for d in plan.digests if d not in tagged]))
+
+    def delete_blob(digest: str) -> dict:
+        gone = client.delete_blob(repository, digest)
+        return {"type": "blob", "name": digest, "digest": digest, "method": "blob" if gone else "absent"}
+
+    deleted.extend(pool.map(delete_blob, plan.blobs))
+    return deleted
+
+
+def delete_digest_by_its_tags(client, repository: str, plan: DeletePlan, api, digest: str) -> dict:
+    """Docker Hub has no digest delete: every tag on the digest is deleted through its tag API, each checked just
+    before to still name this digest (a tag moved elsewhere meanwhile stays where it is)."""
+    removed = []
+    for tag in plan.tags_on(digest):
+        head = client.head_manifest(repository, tag)
+        if head is not None and head.digest == digest and api.delete_tag(repository, tag, digest):
+            removed.append(tag)
+    return {"type": "digest", "name": digest, "digest": digest, "removed_tags": removed,
+            "method": "tags" if removed else "absent", "api": api.name}
+
+
+# ---------------------------------------------------------------------- services with their own rules
+
+
+def fit_to_api(client, repository: str, plan: DeletePlan, api, concurrency: int = 8) -> None:
+    """Take out of the plan (into ``refused``, with the reason) what the service cannot delete; reads only, so
+    check mode reports the same."""
+    if api is None:
+        return
+    if not api.v2_digest_deletes:
+        for blob in list(plan.blobs):
+            plan.refuse("blob", blob, blob, f"{api.label} has no API to delete a blob: it stays")
+    if api.name == "dockerhub":
+        for digest in [d for d in plan.digests if not plan.tags_on(d)]:
+            plan.refuse("digest", digest, digest, "Docker Hub deletes tags only: an untagged manifest cannot be "
+                                                  "deleted through its API, so it stays")
+    elif api.name == "ghcr":
+        fit_to_versions(client, repository, plan, api, concurrency)
+
+
+def tag_groups(plan: DeletePlan) -> dict[str, list[str]]:
+    """The tags to delete alone, by digest."""
+    groups: dict[str, list[str]] = {}
+    for tag in plan.tags:
+        groups.setdefault(plan.tag_digests[tag], []).append(tag)
+    return groups
+
+
+def fit_to_versions(client, repository: str, plan: DeletePlan, api, concurrency: int = 8) -> None:
+    """GHCR deletes whole versions (a manifest with every tag on it). A tag goes only with every other tag on its
+    version; a version goes only when no kept index references it (the children of a multi-arch image are untagged
+    versions: deleting them breaks the image, a known trap)."""
+    for digest, tags in tag_groups(plan).items():
+        staying = [t for t in plan.tags_on(digest) if t not in tags]
+        for tag in tags if staying else ():
+            plan.refuse("tag", tag, digest, f"GHCR deletes a whole version (the manifest and every tag on it) and "
+                                            f"{', '.join(staying)} on it must stay: not deleted", staying_tags=staying)
+    doomed = set(plan.digests) | set(tag_groups(plan))
+    if not doomed:
+        return
+    versions = api.versions(repository)
+    kept = list(dict.fromkeys([v["name"] for v in versions if v["name"] not in doomed]
+                              + [d for d in plan.after().values() if d not in doomed]))
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        manifests = [m for m in pool.map(lambda d: client.get_manifest(repository, d, missing_ok=True), kept) if m]
+    parents: dict[str, str] = {}
+    for manifest in manifests:
+        for child in manifest.data.get("manifests") or []:
+            if isinstance(child, dict) and isinstance(child.get("digest"), str):
+                parents.setdefault(child["digest"], manifest.digest)
+    held = []
+    for digest in sorted(doomed & set(parents)):
+        reason = f"part of the kept index {parents[digest]}: deleting its GHCR version would break that image"
+        if digest in plan.digests:
+            plan.refuse("digest", digest, digest, reason, of=parents[digest])
+            held.append(digest)
+        for tag in tag_groups(plan).get(digest, []):
+            plan.refuse("tag", tag, digest, reason, of=parents[digest])
+    if held:
+        hold_back_dependents(client, repository, plan, held)
+
+
+def delete_versions(client, repository: str, plan: DeletePlan, api, pool, concurrency: int) -> list[dict]:
+    """GHCR: each doomed manifest is one version DELETE, made only when the tags GitHub shows on it now are all
+    meant to go (the race guard, on top of the V2 one); tagged versions first, then untagged ones."""
+    groups = tag_groups(plan)
+    lock = threading.Lock()
+    warn_refused(client, repository, recheck_before_digest_deletes(client, repository, plan, concurrency))
+    versions = {v["name"]: v for v in api.versions(repository)}
+
+    def going(digest: str) -> set[str]:
+        return set(groups.get(digest, [])) | (set(plan.tags_on(digest)) if digest in plan.digests else set())
+
+    def delete(digest: str) -> list[dict]:
+        version = versions.get(digest)
+        extra = sorted(set(version["tags"]) - going(digest)) if version else []
+        moved = [t for t in groups.get(digest, []) if version and t not in version["tags"]]
+        if moved:  # a tag to delete is no longer on this version: deleting it would not delete the tag
+            with lock:
+                for tag in groups[digest]:
+                    plan.refuse("tag", tag, digest, f"{', '.join(moved)} moved off this GHCR version since the list "
+                                                    "of deletes was made: not deleted", moved_tags=moved)
+            return []
+        if extra:
+            with lock:
+                if digest in plan.digests:
+                    plan.refuse_digest(digest, extra)
+                for tag in groups.get(digest, []):
+                    plan.refuse("tag", tag, digest, f"{', '.join(extra)} now also point at its GHCR version, which "
+                                                    "would go with it: not deleted", unexpected_tags=extra)
+            return []
+        gone = version is not None and api.delete_version(repository, version["id"])
+        method = "version" if gone else "absent"
+        entries = [{"type": "tag", "name": t, "digest": digest, "method": method, "api": api.name,
+                    "shared_tags": [s for s in groups[digest] if s != t]} for t in groups.get(digest, [])]
+        if digest in plan.digests:
+            entries.append({"type": "digest", "name": digest, "digest": digest, "removed_tags": plan.tags_on(digest),
+                            "method": method, "api": api.name})
+        return entries
+
+    doomed = list(dict.fromkeys(list(groups) + plan.digests))
+    tagged = [d for d in doomed if going(d)]
+    deleted = [e for entries in pool.map(delete, tagged) for e in entries]
+    deleted += [e for entries in pool.map(delete, [d for d in doomed if d not in tagged]) for e in entries]
     return deleted
 
 
@@ -407,10 +572,13 @@ def repair_dangling(client, repository: str, plan: DeletePlan) -> list[str]:
     return stuck
 
 
-def predicted(plan: DeletePlan) -> list[dict]:
-    """What ``apply_delete`` would report, for check mode."""
-    out = [{"type": "tag", "name": t, "digest": plan.tag_digests[t],
+def predicted(plan: DeletePlan, api=None) -> list[dict]:
+    """What ``apply_delete`` would report, for check mode (``api``: which API would do the deletes)."""
+    tag_api = api.name if api is not None and (api.has_credential or not api.v2_digest_deletes) else "v2"
+    digest_api = "v2" if api is None or api.v2_digest_deletes else api.name
+    out = [{"type": "tag", "name": t, "digest": plan.tag_digests[t], "api": tag_api,
             "shared_tags": [s for s in plan.tags_on(plan.tag_digests[t]) if s != t]} for t in plan.tags]
-    out += [{"type": "digest", "name": d, "digest": d, "removed_tags": plan.tags_on(d)} for d in plan.digests]
-    out += [{"type": "blob", "name": b, "digest": b} for b in plan.blobs]
+    out += [{"type": "digest", "name": d, "digest": d, "removed_tags": plan.tags_on(d), "api": digest_api}
+            for d in plan.digests]
+    out += [{"type": "blob", "name": b, "digest": b, "api": "v2"} for b in plan.blobs]
     return out

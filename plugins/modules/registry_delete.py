@@ -25,6 +25,27 @@ description:
     delete that now points at another digest is left there and listed in RV(refused) too, with or without
     O(expected_tags).
   - Deleting manifests does not free storage; the registry's garbage collection does that.
+  - B(Services that refuse V2 deletes.) Docker Hub, GHCR, Harbor, Quay and ACR have their own delete API, chosen with
+    O(delete_api) (by default from the registry's host, or by asking the registry whether it is Harbor). Its
+    credential is O(api_token), or the registry's credentials; it goes only to the API's own origin
+    (O(delete_api_url)), never to the registry or a redirect target elsewhere. RV(deleted) names in C(api) which
+    API made each delete.
+  - B(Docker Hub) (U(https://docs.docker.com/reference/api/hub/latest/)) signs in with C(POST /v2/auth/token)
+    (O(username) with O(api_token), a personal access token, in place of the registry O(password), which a
+    username needs anyway) and deletes each tag alone. It has no digest delete, so a digest is deleted by deleting
+    every tag on it, and an untagged manifest (an index child) cannot be deleted (it is listed in RV(refused)).
+    Blobs cannot be deleted.
+  - B(GHCR) (GitHub Packages REST API, U(https://docs.github.com/rest/packages)) deletes package versions, and one
+    version is one manifest with every tag on it. A tag is deleted only together with every other tag on its
+    version; a tag whose version carries a tag that stays is refused (see RV(refused)). A version that a kept
+    index references (the untagged children of a multi-arch image) is never deleted. The token (O(api_token), or
+    the registry password) needs C(read:packages) and C(delete:packages). O(delete_api_owner_type) says whether the
+    first component of the repository is an organization or a user.
+  - B(Quay) (Red Hat Quay API, C(DELETE /api/v1/repository/{repository}/tag/{tag})) tries the OCI tag delete first,
+    then the tag API with O(api_token) (an OAuth token). B(Harbor) (C(/api/v2.0/.../artifacts/{digest}/tags/{tag}),
+    Basic auth with O(username) and O(api_token) or the password) and B(ACR) (C(DELETE /acr/v1/{repository}/_tags/{tag}),
+    O(api_token) or the registry's own auth) delete tags through their API. On these three, digests and blobs go
+    through V2, and without the API's credential tags go through the throwaway path with a warning.
 author:
   - regops.registry contributors (@regops)
 options:
@@ -104,6 +125,37 @@ options:
     description: How many requests run at once.
     type: int
     default: 8
+  delete_api:
+    description:
+      - Which delete API to use. V(auto) chooses from the host (V(dockerhub) for C(docker.io), C(registry-1.docker.io)
+        and C(index.docker.io); V(ghcr) for C(ghcr.io); V(quay) for C(quay.io); V(acr) for C(*.azurecr.io)), else
+        asks C(GET /api/v2.0/systeminfo) whether the registry is Harbor, else uses V(v2).
+      - V(v2) is the registry API alone (OCI tag delete or throwaway manifests, digest deletes).
+    type: str
+    default: auto
+    choices: [auto, v2, dockerhub, ghcr, harbor, quay, acr]
+  delete_api_url:
+    description:
+      - The base URL of the service's API. Default C(https://hub.docker.com) for Docker Hub, C(https://api.github.com)
+        for GHCR, the registry's own origin for Harbor, Quay and ACR.
+      - Needed for GitHub Enterprise Server (C(https://HOST/api/v3)) and a Quay whose API is elsewhere.
+    type: str
+  delete_api_owner_type:
+    description:
+      - GHCR only. Whether the owner (the first component of the repository) is an organization (V(org), the API
+        path C(/orgs/OWNER/packages/...)) or a user (V(user), C(/users/OWNER/packages/...)). V(auto) tries the
+        organization, then the user.
+    type: str
+    default: auto
+    choices: [auto, org, user]
+  api_token:
+    description:
+      - The credential of the service's delete API, sent to O(delete_api_url) only. Docker Hub a personal access token
+        of O(username) (used in place of O(password)); GHCR a GitHub token with C(read:packages) and C(delete:packages); Quay an OAuth access
+        token; Harbor the secret of O(username) (a robot account works); ACR an access token.
+      - Without it, the registry's credentials are used where the service accepts them (Docker Hub, GHCR and Harbor
+        the O(password); ACR the registry's own token exchange).
+    type: str
 extends_documentation_fragment:
   - regops.registry.connection
   - regops.registry.attributes
@@ -162,14 +214,18 @@ RETURN = r"""
 deleted:
   description:
     - What was deleted (in check mode, what would be).
-    - C(method) tells how a tag went (C(native) OCI tag delete or C(throwaway) manifest) and C(shared_tags) names
-      the other tags on the same digest, which stay; for a digest, C(removed_tags) names every tag that pointed at it.
+    - C(method) tells how a tag went (C(native) OCI tag delete, C(throwaway) manifest, C(api) the service's tag API,
+      C(version) a GHCR version delete, C(absent) already gone) and C(shared_tags) names the other tags on the same
+      digest, which stay (on GHCR, the other tags of the version, deleted with it); for a digest, C(removed_tags)
+      names every tag that pointed at it (C(method) C(tags) on Docker Hub, where its tags are deleted one by one).
+    - C(api) names the API that made the delete (V(v2), V(dockerhub), V(ghcr), V(harbor), V(quay), V(acr)); in check
+      mode, the one that would be used.
   returned: always
   type: list
   elements: dict
   sample:
-    - {type: tag, name: pr-1234, digest: "sha256:4f53...", method: throwaway}
-    - {type: digest, name: "sha256:9a1b...", digest: "sha256:9a1b...", removed_tags: [old, older], method: digest}
+    - {type: tag, name: pr-1234, digest: "sha256:4f53...", method: throwaway, api: v2}
+    - {type: digest, name: "sha256:9a1b...", digest: "sha256:9a1b...", removed_tags: [old, older], method: digest, api: v2}
 repositories:
   description: With O(repositories), per repository its C(repository), C(changed), C(deleted), C(absent) and
     C(refused); RV(deleted), RV(absent) and RV(refused) then list the entries of every repository, each with its
@@ -193,6 +249,9 @@ refused:
       C(expected_tags); for a digest kept with a refused one, C(of) names that one. For a tag, C(digest) is where it
       points now and C(expected_digest) where it pointed.
     - A later run, planned again, deals with them.
+    - Also what the service cannot delete, with the reason in C(reason). On GHCR a tag whose version carries a tag
+      that stays (C(staying_tags)) and a version a kept index references (C(of)); on Docker Hub an untagged
+      manifest; blobs on Docker Hub and GHCR.
   returned: always
   type: list
   elements: dict
@@ -205,8 +264,20 @@ refused:
       reason: "hotfix now also points at this digest, which the list of deletes did not see: not deleted, so every tag on it stays"
 """
 
+from ansible_collections.regops.registry.plugins.module_utils._service_delete import (
+    DELETE_APIS,
+    OWNER_TYPES,
+    choose_api,
+    make_api,
+)
 from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, for_each_repository
-from ansible_collections.regops.registry.plugins.module_utils.deletion import apply_delete, plan_delete, predicted, probe_deletes
+from ansible_collections.regops.registry.plugins.module_utils.deletion import (
+    apply_delete,
+    fit_to_api,
+    plan_delete,
+    predicted,
+    probe_deletes,
+)
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.options import concurrency
 from ansible_collections.regops.registry.plugins.module_utils.reference import (
@@ -232,6 +303,10 @@ def main() -> None:
             "repository": {"type": "str", "required": True}, "tags": lists, "digests": lists, "blobs": lists,
             "protect_tags": lists, "expected_tags": {"type": "dict"}}},
         "concurrency": {"type": "int", "default": 8},
+        "delete_api": {"type": "str", "default": "auto", "choices": list(DELETE_APIS)},
+        "delete_api_url": {"type": "str"},
+        "delete_api_owner_type": {"type": "str", "default": "auto", "choices": list(OWNER_TYPES)},
+        "api_token": {"type": "str", "no_log": True},
     }, mutually_exclusive=[("repository", "repositories")], required_one_of=[("repository", "repositories")])
 
     def requests_of(spec: dict) -> dict:
@@ -258,16 +333,27 @@ def main() -> None:
                                                           blobs=w["blobs"], protect=w["protect"],
                                                           expected=w["expected"], concurrency=workers),
                                     wanted)
+        # The service's own API where V2 DELETE is refused (chosen only when there is something to delete: the
+        # Harbor probe is a request), and what it cannot do taken out of the plans, in check mode too.
+        api = None
+        if any(plan.changes for plan in plans):
+            api = make_api(client, choose_api(client, p["delete_api"], p["delete_api_url"]),
+                           api_url=p["delete_api_url"], api_token=p["api_token"], owner_type=p["delete_api_owner_type"])
+            for_each_repository(lambda item: fit_to_api(client, item[0]["repository"], item[1], api, workers),
+                                list(zip(wanted, plans)))
         changing = [(w["repository"], plan) for w, plan in zip(wanted, plans) if plan.changes]
         if rm.check_mode:
-            outcomes = [predicted(plan) for plan in plans]
+            for repository, _plan in changing:  # what the real run would refuse before its first delete
+                if api is not None and not api.v2_digest_deletes:
+                    api.require_credential(repository)
+            outcomes = [predicted(plan, api) if plan.changes else [] for plan in plans]
         else:
             for repository, _plan in changing:  # deletes refused anywhere: fail before deleting anywhere
-                probe_deletes(client, repository)
+                probe_deletes(client, repository, api)
 
             def apply(item):
                 repository, plan = item
-                return repository, apply_delete(client, repository, plan, concurrency=workers, probed=True)
+                return repository, apply_delete(client, repository, plan, concurrency=workers, probed=True, api=api)
 
             applied = dict(for_each_repository(apply, changing))
             outcomes = [applied.get(w["repository"], []) for w in wanted]

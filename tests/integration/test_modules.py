@@ -128,7 +128,7 @@ def test_write_modules_check_mode_then_apply_then_idempotent(lab, world, tmp_pat
     assert lab.count(mark, WRITES) == {}, lab.requests(mark)
     assert seed.tag_map(session, "it/write") == before
     assert run.results["delete_tag"]["deleted"] == [{"type": "tag", "name": "shared-a", "digest": write["base"]["digest"],
-                                                     "shared_tags": ["base", "shared-b"]}]
+                                                     "shared_tags": ["base", "shared-b"], "api": "v2"}]
     assert run.results["delete_digest"]["deleted"][0]["removed_tags"] == ["doomed"]
     assert run.results["mount"]["how"] == "mounted" and run.results["upload"]["how"] == "uploaded"
 

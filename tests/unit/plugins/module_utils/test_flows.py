@@ -79,7 +79,8 @@ def test_digest_delete_names_every_tag_and_is_idempotent():  # EP-17
     digest, _raw = image(registry, "a", ["x", "y"])
     client = make_client(registry.route)[0]
     plan = deletion.plan_delete(client, "a", digests=[digest], tags=["x"])
-    assert deletion.predicted(plan) == [{"type": "digest", "name": digest, "digest": digest, "removed_tags": ["x", "y"]}]
+    assert deletion.predicted(plan) == [{"type": "digest", "name": digest, "digest": digest, "removed_tags": ["x", "y"],
+                                        "api": "v2"}]
     assert plan.absent == [] and plan.tags == []  # x goes with its digest, named in removed_tags
     deletion.apply_delete(client, "a", plan)
     again = deletion.plan_delete(client, "a", digests=[digest])
