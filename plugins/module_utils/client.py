@@ -115,7 +115,8 @@ class RegistryClient:
         # Learned per run by the safe tag delete: None = not tried yet, then whether OCI tag DELETE works.
         self.native_tag_delete: bool | None = None
         self.referrers_api: bool | None = None  # learnt on first use: None unknown, False absent (404)
-        self.ratelimit: RateLimit | None = None  # the last pull rate limit a manifest answer announced
+        self.ratelimit: RateLimit | None = None  # the pull rate limit manifest answers announced (lowest remaining)
+        self._ratelimit_lock = threading.Lock()
         self._secrets = credentials.secrets()  # includes the base64 of user:password
         self.origin = origin(location.base_url)
         tls = TlsSettings(self.origin, validate_certs=validate_certs, ca_path=ca_path, client_cert=client_cert,
@@ -136,9 +137,14 @@ class RegistryClient:
         self.transport.close()
 
     def _note_ratelimit(self, response) -> None:
+        """Keep the lowest ``remaining`` announced: concurrent answers arrive in any order, and within a run (far
+        shorter than the window) the count only goes down."""
         announced = parse_ratelimit(response.headers)
-        if announced is not None:
-            self.ratelimit = announced
+        if announced is None:
+            return
+        with self._ratelimit_lock:
+            if self.ratelimit is None or announced.remaining < self.ratelimit.remaining:
+                self.ratelimit = announced
 
     def require_pulls(self, needed: int, reserve: int = 0, operation: str = "reading manifests") -> None:
         """Refuse, before sending them, ``needed`` manifest GETs that the last announced rate limit (less

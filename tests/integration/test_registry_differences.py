@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
 from tests.integration.runner import run_playbook
-from tests.lab import seed
+from tests.lab import schema1, seed
+from tests.lab.registry import Lab, free_port
 
 LIMIT = 100
 WINDOW = 21600
@@ -88,6 +91,38 @@ class PullLimitProxy:
         self.server.server_close()
 
 
+class Schema1Lab(Lab):
+    """A plain lab registry that still accepts signed schema 1 pushes (distribution 2.8 refuses them by default)."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        with open(self.config_path, "a", encoding="utf-8") as config:
+            config.write("compatibility:\n  schema1:\n    enabled: true\n")
+
+
+V1_NEWEST = {"id": "b" * 64, "parent": "a" * 64, "created": "2016-03-04T05:06:07Z", "os": "linux",
+             "architecture": "arm64", "config": {"Labels": {"maintainer": "ops"}}}
+V1_BASE = {"id": "a" * 64, "created": "2016-01-01T00:00:00Z"}
+
+
+@pytest.fixture(scope="module")
+def schema1_lab():
+    """A registry holding one signed schema 1 image, ``old/app:1.0``; yields (lab, payload digest, layer digests)."""
+    lab = Schema1Lab("plain", Path(tempfile.mkdtemp(prefix="regops-lab-schema1-")), free_port(),
+                     owns_workdir=True).start()
+    try:
+        session = seed.LabSession(lab)
+        layers = [seed.push_blob(session, "old/app", seed.random_bytes(700 + n, 600 + n)) for n in range(2)]
+        payload = schema1.payload("old/app", "1.0", [(layers[1], V1_NEWEST), (layers[0], V1_BASE)], "arm64")
+        answer = session.put("/v2/old/app/manifests/1.0", data=schema1.sign(payload),
+                             headers={"Content-Type": schema1.SIGNED})
+        assert answer.status_code == 201, answer.text
+        assert answer.headers["Docker-Content-Digest"] == schema1.sha256(payload)  # the registry agrees: the payload
+        yield lab, schema1.sha256(payload), layers
+    finally:
+        lab.close()
+
+
 @pytest.fixture(scope="module")
 def seeded(lab_plain):
     session = seed.LabSession(lab_plain)
@@ -105,13 +140,15 @@ def seeded(lab_plain):
     return {"session": session, "read": read, "promote": promote, "tags": tags, "signature": signature}
 
 
-def test_pulls_referrers_fallback_and_rate_limits(lab_plain, seeded):
+def test_pulls_referrers_fallback_rate_limits_and_schema1(lab_plain, seeded, schema1_lab):
     remaining = 40
     proxy = PullLimitProxy(lab_plain.host, remaining)
     mark = lab_plain.mark()
+    old_lab, old_digest, old_layers = schema1_lab
     try:
         run = run_playbook("registry_differences.yml", {
-            "conn": {"registry": proxy.url}, "signature": seeded["signature"], "reserve_too_big": remaining})
+            "conn": {"registry": proxy.url}, "signature": seeded["signature"], "reserve_too_big": remaining,
+            "schema1_registry": old_lab.url})
     finally:
         proxy.close()
     assert run.ok, run.output
@@ -156,3 +193,13 @@ def test_pulls_referrers_fallback_and_rate_limits(lab_plain, seeded):
     assert res["read"]["ratelimit"]["remaining"] == remaining - 1
     assert [i["digest"] for i in res["details"]["images"]] == [seeded["tags"][2]["digest"]] + [
         t["digest"] for t in seeded["tags"]]
+
+    # Signed schema 1 is read with the digest the registry gives it (over the JWS payload), facts from v1Compatibility.
+    [old] = run.results["schema1_tags"]["images"]
+    assert old["digest"] == old_digest and old["media_type"] == schema1.SIGNED
+    assert old["created"] == "2016-03-04T05:06:07Z" and old["labels"] == {"maintainer": "ops"}
+    assert old["platforms"] == [{"os": "linux", "architecture": "arm64"}] and old["layers"] == 2
+    copied = run.results["schema1_copy"]
+    assert copied["changed"] and copied["digest"] == old_digest
+    assert sorted(b["digest"] for b in copied["blobs"]) == sorted(old_layers)
+    assert seed.head_manifest(seed.LabSession(old_lab), "old/copy", "1.0") == old_digest

@@ -3,7 +3,6 @@ limits, legacy schema 1 manifests, paginated referrers, the referrers fallback t
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 
@@ -29,6 +28,7 @@ from ansible_collections.regops.registry.plugins.module_utils.reference import (
     parse_registry,
     registry_repository,
 )
+from tests.lab import schema1
 from tests.unit.plugins.module_utils.fake_registry import Answer, MemoryRegistry, json_answer, make_client
 
 
@@ -39,10 +39,6 @@ def no_sleep(monkeypatch):
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 # --- Docker Hub names ------------------------------------------------------------------------------
@@ -70,26 +66,13 @@ V1_BASE = {"id": "a" * 64, "created": "2016-01-01T00:00:00Z", "Size": 3400}
 
 
 def schema1_payload_bytes() -> bytes:
-    """A schema 1 manifest as docker 1.x pretty-printed it (3 spaces), fsLayers newest first."""
-    manifest = {"schemaVersion": 1, "name": "library/old", "tag": "1.0", "architecture": "arm",
-                "fsLayers": [{"blobSum": sha256(b"layer-2")}, {"blobSum": sha256(b"empty")},
-                             {"blobSum": sha256(b"layer-1")}],
-                "history": [{"v1Compatibility": json.dumps(v)} for v in (V1_NEWEST, V1_EMPTY, V1_BASE)]}
-    return json.dumps(manifest, indent=3).encode()
+    """A schema 1 manifest as docker 1.x pretty-printed it, fsLayers newest first."""
+    return schema1.payload("library/old", "1.0", [(sha256(b"layer-2"), V1_NEWEST), (sha256(b"empty"), V1_EMPTY),
+                                                  (sha256(b"layer-1"), V1_BASE)], architecture="arm")
 
 
 def sign_schema1(payload: bytes) -> bytes:
-    """libtrust's pretty JWS: the signatures block inserted before the closing brace, the cut described in the
-    protected header (formatLength, formatTail). The signature bytes themselves are never checked by readers."""
-    tail = b"\n}"
-    assert payload.endswith(tail)
-    length = len(payload) - len(tail)
-    protected = b64url(json.dumps({"formatLength": length, "formatTail": b64url(tail),
-                                   "time": "2016-03-04T05:06:08Z"}).encode())
-    signature = {"header": {"jwk": {"crv": "P-256", "kid": "ABCD:EFGH", "kty": "EC", "x": "eA", "y": "eQ"},
-                            "alg": "ES256"}, "signature": "c2lnbmF0dXJl", "protected": protected}
-    block = json.dumps([signature], indent=3).replace("\n", "\n   ")
-    return payload[:length] + b',\n   "signatures": ' + block.encode() + tail
+    return schema1.sign(payload)
 
 
 def schema1_route(raw: bytes, media_type: str, header_digest: str | None, tag: str = "1.0"):
@@ -115,7 +98,8 @@ def test_schema1_payload_is_the_manifest_without_its_signatures():
     assert images.manifest_digest_content(DOCKER_SCHEMA1_SIGNED, signed) == payload
     assert images.manifest_digest_content("application/json", signed) == payload  # detected by shape
     assert images.manifest_digest_content(DOCKER_SCHEMA1, payload) == payload  # unsigned: the bytes
-    broken = signed.replace(b'"protected": "', b'"protected": "!!')
+    protected = json.loads(signed)["signatures"][0]["protected"]
+    broken = signed.replace(protected.encode(), schema1.b64url(b'{"formatLength": "many"}').encode())
     assert images.schema1_payload(broken) == broken  # unusable header: hashed as is, and so refused by the digest
 
 
@@ -142,7 +126,7 @@ def test_schema1_is_read_with_its_payload_digest_and_gives_facts(signed):
 def test_schema1_with_a_corrupted_payload_is_still_refused():
     payload = schema1_payload_bytes()
     signed = sign_schema1(payload)
-    route, _digest = schema1_route(signed.replace(b"layer", b"lAyer", 1), DOCKER_SCHEMA1_SIGNED, sha256(payload))
+    route, _digest = schema1_route(signed.replace(b"\"tag\": \"1.0\"", b"\"tag\": \"1.1\""), DOCKER_SCHEMA1_SIGNED, sha256(payload))
     client, _adapter = make_client(route, retries=0)
     with pytest.raises(TransientReadError, match="digest mismatch"):
         client.get_manifest("library/old", "1.0")
@@ -398,3 +382,18 @@ def test_registry_manifest_refuses_a_read_the_limit_cannot_pay(monkeypatch, caps
     result, sent = run_module(monkeypatch, capsys, registry_manifest, args, hub.route)
     assert result["failed"] and "1 manifest pull is needed, 3 of 100" in result["msg"]
     assert [s.method for s in sent if "/manifests/" in s.url] == ["HEAD"] and hub.remaining == 3
+
+
+def test_the_lowest_remaining_is_kept_whatever_order_answers_arrive_in():
+    answers = iter(["7;w=60", "5;w=60", "6;w=60"])
+
+    def route(sent):
+        if sent.url.endswith("/v2/"):
+            return Answer(200, [], b"{}")
+        return Answer(200, [("Docker-Content-Digest", "sha256:" + "1" * 64), ("Content-Type", OCI_MANIFEST),
+                            ("ratelimit-limit", "10;w=60"), ("ratelimit-remaining", next(answers))], b"")
+
+    client, _adapter = make_client(route)
+    for _n in range(3):
+        client.head_manifest("app", "latest")
+    assert client.ratelimit == RateLimit(10, 5, 60)
