@@ -427,11 +427,13 @@ class RegistryClient:
             response.close()
         return b"".join(chunks)
 
-    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
+    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str,
+                     list_referrer: bool = False) -> str:
         """PUT exact bytes; the registry's digest must equal ours (promotion invariant).
 
-        Every manifest write of the collection goes through here, so here a referrer (a manifest with ``subject``)
-        is also listed in its subject's fallback tag when the registry does not index it itself.
+        ``list_referrer``: the write adds content (a copy, user content), so a referrer (a manifest with ``subject``)
+        is also listed in its subject's fallback tag when the registry does not index it itself. Off for the
+        bookkeeping writes of deletes (throwaway markers must never be listed as referrers).
         """
         from ansible_collections.regops.registry.plugins.module_utils.images import manifest_digest_content
         digest = compute_digest(manifest_digest_content(media_type, raw))
@@ -444,7 +446,7 @@ class RegistryClient:
         if returned and returned.startswith("sha256:") and returned != digest:
             raise RegistryError(f"the registry stored digest {returned}, expected {digest}", operation=op,
                                 method="PUT", url=_auth.redact_url(response.url), status=response.status_code)
-        if not response.headers.get("OCI-Subject"):
+        if list_referrer and not response.headers.get("OCI-Subject"):
             self._list_in_referrers_fallback(repository, raw, media_type, digest)
         return digest
 

@@ -117,12 +117,12 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
             result["manifests"].append({"digest": child.digest, "media_type": child.media_type,
                                         "how": "exists" if exists else "written"})
             if not exists and not check_mode:
-                client.put_manifest(repository, child.digest, child.raw, child.media_type)
+                client.put_manifest(repository, child.digest, child.raw, child.media_type, list_referrer=True)
     result["manifests"].append({"digest": source_digest, "media_type": plan.manifest.media_type, "tag": tag,
                                 "how": "written"})
     if check_mode:
         return result
-    written = client.put_manifest(repository, tag, plan.manifest.raw, plan.manifest.media_type)
+    written = client.put_manifest(repository, tag, plan.manifest.raw, plan.manifest.media_type, list_referrer=True)
     check = client.head_manifest(repository, tag)
     if written != source_digest or check is None or check.digest != source_digest:
         raise RegistryError(

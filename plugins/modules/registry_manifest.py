@@ -256,7 +256,7 @@ def main() -> None:
                   "previous_digest": current.digest if current else None,
                   "changed": current is None or current.digest != digest}
         if result["changed"] and not rm.check_mode:
-            rm.client.put_manifest(repository, tag, raw, media_type)
+            rm.client.put_manifest(repository, tag, raw, media_type, list_referrer=True)
         return result
 
     def write_source(repository: str, tag: str) -> dict:

@@ -193,8 +193,8 @@ def test_a_referrer_written_without_oci_subject_is_listed_in_the_fallback_tag():
     subject = registry.add_manifest("app", "1.0", subject_raw, OCI_MANIFEST)
     client, adapter = make_client(registry.route)
     first, second = (signature_of(subject, len(subject_raw), n) for n in (1, 2))
-    client.put_manifest("app", sha256(first), first, OCI_MANIFEST)
-    client.put_manifest("app", sha256(second), second, OCI_MANIFEST)
+    client.put_manifest("app", sha256(first), first, OCI_MANIFEST, list_referrer=True)
+    client.put_manifest("app", sha256(second), second, OCI_MANIFEST, list_referrer=True)
     tag = referrers_tag(subject)
     assert tag == "sha256-" + subject.split(":")[1]
     raw, media_type = registry.manifests["app"][registry.tags["app"][tag]]
@@ -206,7 +206,7 @@ def test_a_referrer_written_without_oci_subject_is_listed_in_the_fallback_tag():
         {"mediaType": OCI_MANIFEST, "digest": sha256(second), "size": len(second),
          "artifactType": "application/vnd.dev.sig", "annotations": {"n": "2"}}]
     writes = len(adapter.writes())
-    client.put_manifest("app", sha256(first), first, OCI_MANIFEST)  # written again: listed once, index not rewritten
+    client.put_manifest("app", sha256(first), first, OCI_MANIFEST, list_referrer=True)  # written again: listed once, index not rewritten
     assert len(adapter.writes()) == writes + 1
     assert json.loads(registry.manifests["app"][registry.tags["app"][tag]][0])["manifests"] == index["manifests"]
 
@@ -222,7 +222,7 @@ def test_a_registry_that_indexes_referrers_itself_gets_no_fallback_write():
 
     client, adapter = make_client(route)
     signature = signature_of("sha256:" + "1" * 64, 10, 1)
-    client.put_manifest("app", "sig", signature, OCI_MANIFEST)
+    client.put_manifest("app", "sig", signature, OCI_MANIFEST, list_referrer=True)
     assert len(adapter.writes()) == 1 and "sha256-" + "1" * 64 not in registry.tags["app"]
 
 
@@ -234,8 +234,16 @@ def test_a_fallback_tag_that_is_not_an_index_is_reported():
     client, _adapter = make_client(registry.route)
     signature = signature_of(subject, len(subject_raw), 1)
     with pytest.raises(RegistryError, match="not an OCI index of referrers"):
-        client.put_manifest("app", "sig", signature, OCI_MANIFEST)
+        client.put_manifest("app", "sig", signature, OCI_MANIFEST, list_referrer=True)
     assert registry.tags["app"]["sig"] == sha256(signature)  # the referrer itself was written
+
+
+def test_bookkeeping_writes_list_nothing():
+    registry = MemoryRegistry()
+    client, adapter = make_client(registry.route)
+    signature = signature_of("sha256:" + "1" * 64, 10, 1)
+    client.put_manifest("app", "marker", signature, OCI_MANIFEST)  # e.g. a safe tag delete's throwaway marker
+    assert len(adapter.writes()) == 1 and list(registry.tags["app"]) == ["marker"]
 
 
 # --- rate limits ---------------------------------------------------------------------------------
@@ -397,3 +405,18 @@ def test_the_lowest_remaining_is_kept_whatever_order_answers_arrive_in():
     for _n in range(3):
         client.head_manifest("app", "latest")
     assert client.ratelimit == RateLimit(10, 5, 60)
+
+
+def test_a_promoted_referrer_is_listed_at_the_target():
+    registry = MemoryRegistry()
+    subject_raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
+    subject = registry.add_manifest("src", "1.0", subject_raw, OCI_MANIFEST)
+    registry.add_manifest("dst", "1.0", subject_raw, OCI_MANIFEST)
+    registry.add_blob("src", b"{}")
+    signature = signature_of(subject, len(subject_raw), 1)
+    registry.add_manifest("src", "sig", signature, OCI_MANIFEST)
+    client, _adapter = make_client(registry.route)
+    copy_image(client, "src", "sig", client, "dst", "sig")
+    index = json.loads(registry.manifests["dst"][registry.tags["dst"][referrers_tag(subject)]][0])
+    assert [m["digest"] for m in index["manifests"]] == [sha256(signature)]
+    assert referrers_tag(subject) not in registry.tags["src"]  # the source registry is only read
