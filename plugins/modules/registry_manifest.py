@@ -187,7 +187,11 @@ from ansible_collections.regops.registry.plugins.module_utils.common import (
     source_connection_spec,
 )
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
-from ansible_collections.regops.registry.plugins.module_utils.options import concurrency, resolve_source
+from ansible_collections.regops.registry.plugins.module_utils.options import (
+    concurrency,
+    min_ratelimit_remaining,
+    resolve_source,
+)
 from ansible_collections.regops.registry.plugins.module_utils.reference import (
     compute_digest,
     parse_registry,
@@ -242,7 +246,7 @@ def main() -> None:
         head = rm.client.head_manifest(repository, reference)
         if head is None:
             rm.client.get_manifest(repository, reference)  # the registry's own words for the failure
-        gatherer = FactsGatherer(rm.client, workers, rm.params["min_ratelimit_remaining"])
+        gatherer = FactsGatherer(rm.client, workers, min_ratelimit_remaining(rm.params["min_ratelimit_remaining"]))
         facts = gatherer.for_digest(repository, head.digest)  # the one GET of that manifest, cached
         manifest = gatherer.manifest(repository, head.digest)
         return {"changed": False, "digest": manifest.digest, "media_type": manifest.media_type,
@@ -270,7 +274,7 @@ def main() -> None:
         try:
             result = copy_image(source_client, source_repository, source_reference, rm.client, repository, tag,
                                 check_mode=rm.check_mode, concurrency=workers, mount_from=mount_from,
-                                reserve=rm.params["min_ratelimit_remaining"])
+                                reserve=min_ratelimit_remaining(rm.params["min_ratelimit_remaining"]))
             add_ratelimit(result, source_client)
         finally:
             if source_client is not rm.client:

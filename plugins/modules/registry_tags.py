@@ -212,7 +212,12 @@ from ansible_collections.regops.registry.plugins.module_utils.common import (
     for_each_repository,
 )
 from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer
-from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, concurrency, page_size as page_size_option
+from ansible_collections.regops.registry.plugins.module_utils.options import (
+    compile_regex,
+    concurrency,
+    min_ratelimit_remaining,
+    page_size as page_size_option,
+)
 from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
 
 
@@ -230,14 +235,14 @@ def main() -> None:
         "min_ratelimit_remaining": {"type": "int", "default": 0},
     }, mutually_exclusive=[("repository", "repositories")], required_one_of=[("repository", "repositories")])
 
-    def one(repository: str, pattern, page_size: int | None, workers: int) -> dict:
+    def one(repository: str, pattern, page_size: int | None, workers: int, reserve: int) -> dict:
         p = rm.params
         tags = rm.client.list_tags(repository, page_size=page_size)
         if pattern is not None:
             tags = [t for t in tags if pattern.search(t)]
         images = None
         if p["details"] or p["sort"] == "created":
-            gatherer = FactsGatherer(rm.client, workers, p["min_ratelimit_remaining"])
+            gatherer = FactsGatherer(rm.client, workers, reserve)
             images = gatherer.tag_details(repository, tags, referrers=p["referrers"])
             tags = [i["tag"] for i in images]  # a tag deleted meanwhile drops out
         created = {i["tag"]: i.get("created") for i in images} if images is not None else None
@@ -255,9 +260,11 @@ def main() -> None:
         pattern = compile_regex(p["filter"], "filter")
         page_size = page_size_option(p["page_size"])
         workers = concurrency(p["concurrency"])
+        reserve = min_ratelimit_remaining(p["min_ratelimit_remaining"])
         if p["repositories"] is None:
-            return add_ratelimit(dict(changed=False, **one(repositories[0], pattern, page_size, workers)), rm.client)
-        results = for_each_repository(lambda r: one(r, pattern, page_size, workers), repositories)
+            return add_ratelimit(dict(changed=False, **one(repositories[0], pattern, page_size, workers, reserve)),
+                                 rm.client)
+        results = for_each_repository(lambda r: one(r, pattern, page_size, workers, reserve), repositories)
         return add_ratelimit({"changed": False,
                               "repositories": [dict(repository=r, **res) for r, res in zip(repositories, results)]},
                              rm.client)

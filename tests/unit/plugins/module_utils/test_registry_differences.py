@@ -420,3 +420,13 @@ def test_a_promoted_referrer_is_listed_at_the_target():
     index = json.loads(registry.manifests["dst"][registry.tags["dst"][referrers_tag(subject)]][0])
     assert [m["digest"] for m in index["manifests"]] == [sha256(signature)]
     assert referrers_tag(subject) not in registry.tags["src"]  # the source registry is only read
+
+
+def test_a_negative_reserve_is_refused_before_any_request(monkeypatch, capsys):
+    from ansible_collections.regops.registry.plugins.modules import registry_tags
+
+    registry = MemoryRegistry()
+    result, sent = run_module(monkeypatch, capsys, registry_tags,
+                              {"registry": "docker.io", "repository": "app", "min_ratelimit_remaining": -1},
+                              registry.route)
+    assert result["failed"] and "min_ratelimit_remaining must be zero or more" in result["msg"] and sent == []
