@@ -31,8 +31,10 @@ from ansible_collections.regops.registry.plugins.module_utils._transport import 
     rewind,
 )
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
+from ansible_collections.regops.registry.plugins.module_utils.ratelimit import RateLimit, parse_ratelimit, pulls_refused
 from ansible_collections.regops.registry.plugins.module_utils.reference import (
     MANIFEST_ACCEPT,
+    OCI_INDEX,
     RegistryLocation,
     bare_media_type,
     compute_digest,
@@ -113,6 +115,8 @@ class RegistryClient:
         # Learned per run by the safe tag delete: None = not tried yet, then whether OCI tag DELETE works.
         self.native_tag_delete: bool | None = None
         self.referrers_api: bool | None = None  # learnt on first use: None unknown, False absent (404)
+        self.ratelimit: RateLimit | None = None  # the pull rate limit manifest answers announced (lowest remaining)
+        self._ratelimit_lock = threading.Lock()
         self._secrets = credentials.secrets()  # includes the base64 of user:password
         self.origin = origin(location.base_url)
         tls = TlsSettings(self.origin, validate_certs=validate_certs, ca_path=ca_path, client_cert=client_cert,
@@ -131,6 +135,23 @@ class RegistryClient:
 
     def close(self) -> None:
         self.transport.close()
+
+    def _note_ratelimit(self, response) -> None:
+        """Keep the lowest ``remaining`` announced: concurrent answers arrive in any order, and within a run (far
+        shorter than the window) the count only goes down."""
+        announced = parse_ratelimit(response.headers)
+        if announced is None:
+            return
+        with self._ratelimit_lock:
+            if self.ratelimit is None or announced.remaining < self.ratelimit.remaining:
+                self.ratelimit = announced
+
+    def require_pulls(self, needed: int, reserve: int = 0, operation: str = "reading manifests") -> None:
+        """Refuse, before sending them, ``needed`` manifest GETs that the last announced rate limit (less
+        ``reserve``) cannot pay for: a clear error now rather than a 429 halfway through."""
+        refused = pulls_refused(self.ratelimit, needed, reserve)
+        if refused:
+            raise RegistryError(refused, operation=operation, status=429)
 
     def redact(self, text: str) -> str:
         return _auth.redact(text, self._secrets)
@@ -224,9 +245,14 @@ class RegistryClient:
 
     # ------------------------------------------------------------------ listing
 
-    def _paginate(self, path: str, key: str, scopes, operation: str, page_size: int | None) -> list[str]:
-        """Follow ``Link: rel=next`` until it stops, with guards against broken servers (EP-02..07)."""
-        items: list[str] = []
+    def _paginate(self, path: str, key: str, scopes, operation: str, page_size: int | None, *,
+                  accept: str = "application/json", absent: Iterable[int] = ()) -> list | None:
+        """Follow ``Link: rel=next`` until it stops, with guards against broken servers (EP-02..07).
+
+        Returns the ``key`` lists of every page joined; None when the first page answers a status in ``absent``
+        (an endpoint the registry does not have).
+        """
+        items: list = []
         seen_urls: set[str] = set()
         url = self.url(path) + (f"?n={page_size}" if page_size else "")
         pages = 0
@@ -241,8 +267,8 @@ class RegistryClient:
                 self.warn(f"{operation}: more than {MAX_PAGES} pages; stopping")
                 break
             try:
-                response = self.request("GET", url, scopes=scopes, operation=operation,
-                                        headers={"Accept": "application/json"})
+                response = self.request("GET", url, scopes=scopes, operation=operation, headers={"Accept": accept},
+                                        accept_status=absent if pages == 1 else ())
             except RegistryError as exc:
                 if page_size and not retried_without_n and exc.status in (400, 405) and (
                         exc.has_code("PAGINATION_NUMBER_INVALID", "UNSUPPORTED")):
@@ -252,6 +278,9 @@ class RegistryClient:
                     seen_urls.clear()
                     continue
                 raise
+            if response.status_code != 200:
+                response.close()
+                return None
             try:
                 data = response.json()
             except ValueError:
@@ -261,7 +290,7 @@ class RegistryClient:
             if not isinstance(page, list):
                 raise RegistryError(f"unexpected answer: '{key}' is not a list", operation=operation,
                                     method="GET", url=_auth.redact_url(url), status=response.status_code)
-            items.extend(str(x) for x in page)
+            items.extend(page)
             nxt = parse_link_next(header_values(response, "Link"))
             if nxt and not page:
                 self.warn(f"{operation}: the registry sent an empty page with a next link; stopping")
@@ -272,7 +301,8 @@ class RegistryClient:
     def catalog(self, page_size: int | None = None) -> list[str]:
         scopes = [_auth.Scope("registry", "catalog", ("*",))]
         try:
-            repos = self._paginate("/v2/_catalog", "repositories", scopes, "listing the catalog", page_size)
+            repos = [str(r) for r in self._paginate("/v2/_catalog", "repositories", scopes, "listing the catalog",
+                                                    page_size)]
         except RegistryError as exc:
             if exc.status in (401, 403, 404, 405) and exc.operation == "listing the catalog":
                 raise RegistryError(
@@ -284,8 +314,8 @@ class RegistryClient:
 
     def list_tags(self, repository: str, page_size: int | None = None) -> list[str]:
         path = f"/v2/{repository}/tags/list"
-        return list(dict.fromkeys(self._paginate(path, "tags", self.pull(repository),
-                                                 f"listing the tags of {repository}", page_size)))
+        tags = self._paginate(path, "tags", self.pull(repository), f"listing the tags of {repository}", page_size)
+        return list(dict.fromkeys(str(t) for t in tags))
 
     # ------------------------------------------------------------------ manifests
 
@@ -299,6 +329,7 @@ class RegistryClient:
         response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", scopes=self.pull(repository),
                                 operation=op, headers={"Accept": MANIFEST_ACCEPT}, accept_status=(404,))
         response.close()
+        self._note_ratelimit(response)
         if response.status_code == 404:
             if not confirm_missing:
                 return None
@@ -319,11 +350,13 @@ class RegistryClient:
         return self.transport.retrying(lambda: self._get_manifest_once(repository, reference, missing_ok))
 
     def _get_manifest_once(self, repository: str, reference: str, missing_ok: bool) -> Manifest | None:
-        from ansible_collections.regops.registry.plugins.module_utils.images import detect_media_type, check_media_type
+        from ansible_collections.regops.registry.plugins.module_utils.images import (
+            check_media_type, detect_media_type, manifest_digest_content)
         op = f"reading the manifest {repository}@{reference}" if ":" in reference else f"reading the manifest {repository}:{reference}"
         response = self.request("GET", f"/v2/{repository}/manifests/{reference}", scopes=self.pull(repository),
                                 operation=op, headers={"Accept": MANIFEST_ACCEPT}, stream=True,
                                 accept_status=(404,) if missing_ok else ())
+        self._note_ratelimit(response)
         if response.status_code == 404:
             response.close()
             return None
@@ -333,10 +366,11 @@ class RegistryClient:
         expected = reference if is_digest_ref else response.headers.get("Docker-Content-Digest")
         algorithm = expected.split(":", 1)[0] if expected and ":" in expected else "sha256"
         # The digest first: corrupted bytes may still parse, and only the digest says they were corrupted.
+        content = manifest_digest_content(content_type, raw)
         try:
-            actual = compute_digest(raw, algorithm)
+            actual = compute_digest(content, algorithm)
         except ValueError:
-            actual = compute_digest(raw)
+            actual = compute_digest(content)
         if expected and actual != expected:
             raise TransientReadError(f"digest mismatch: expected {expected}, received content hashes to {actual}",
                                      operation=op, method="GET", url=_auth.redact_url(response.url), status=response.status_code)
@@ -362,21 +396,12 @@ class RegistryClient:
         """
         if self.referrers_api is False:
             return None
-        op = f"listing the referrers of {repository}@{digest}"
-        response = self.request("GET", f"/v2/{repository}/referrers/{digest}", scopes=self.pull(repository),
-                                operation=op, headers={"Accept": "application/vnd.oci.image.index.v1+json"},
-                                stream=True, accept_status=(404, 400, 405))
-        if response.status_code != 200:
-            response.close()
-            self.referrers_api = False
+        manifests = self._paginate(f"/v2/{repository}/referrers/{digest}", "manifests", self.pull(repository),
+                                   f"listing the referrers of {repository}@{digest}", None, accept=OCI_INDEX,
+                                   absent=(404, 400, 405))
+        self.referrers_api = manifests is not None
+        if manifests is None:
             return None
-        self.referrers_api = True
-        raw = self._read_capped(response, MAX_MANIFEST_SIZE, op)
-        try:
-            manifests = _json_object(raw).get("manifests") or []
-        except ValueError:
-            raise RegistryError("the referrers index is not valid JSON", operation=op, method="GET",
-                                url=_auth.redact_url(response.url), status=200) from None
         return [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
 
     def _read_capped(self, response, cap: int, operation: str) -> bytes:
@@ -402,9 +427,16 @@ class RegistryClient:
             response.close()
         return b"".join(chunks)
 
-    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
-        """PUT exact bytes; the registry's digest must equal ours (promotion invariant)."""
-        digest = compute_digest(raw)
+    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str,
+                     list_referrer: bool = False) -> str:
+        """PUT exact bytes; the registry's digest must equal ours (promotion invariant).
+
+        ``list_referrer``: the write adds content (a copy, user content), so a referrer (a manifest with ``subject``)
+        is also listed in its subject's fallback tag when the registry does not index it itself. Off for the
+        bookkeeping writes of deletes (throwaway markers must never be listed as referrers).
+        """
+        from ansible_collections.regops.registry.plugins.module_utils.images import manifest_digest_content
+        digest = compute_digest(manifest_digest_content(media_type, raw))
         op = f"writing the manifest {repository}:{reference}" if ":" not in reference else f"writing the manifest {repository}@{reference}"
         response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", scopes=self.push(repository),
                                 operation=op, headers={"Content-Type": media_type}, body=raw, ok=(200, 201, 202, 204),
@@ -414,7 +446,33 @@ class RegistryClient:
         if returned and returned.startswith("sha256:") and returned != digest:
             raise RegistryError(f"the registry stored digest {returned}, expected {digest}", operation=op,
                                 method="PUT", url=_auth.redact_url(response.url), status=response.status_code)
+        if list_referrer and not response.headers.get("OCI-Subject"):
+            self._list_in_referrers_fallback(repository, raw, media_type, digest)
         return digest
+
+    def _list_in_referrers_fallback(self, repository: str, raw: bytes, media_type: str, digest: str) -> None:
+        """OCI distribution 1.1: a registry that answers a PUT with ``subject`` without ``OCI-Subject`` does not
+        index referrers, and the client must add the new manifest to the ``<alg>-<hex>`` tag of its subject, an
+        OCI index of referrers (read, add, write back; the others kept, never listed twice)."""
+        from ansible_collections.regops.registry.plugins.module_utils import images
+        try:
+            data = _json_object(raw)
+        except ValueError:
+            return
+        subject = images.subject_digest(data)
+        if not subject or ":" not in subject:
+            return
+        tag = referrers_tag(subject)
+        op = f"listing {repository}@{digest} in the referrers fallback tag {tag}"
+        current = self.get_manifest(repository, tag, missing_ok=True)
+        if current is not None and (current.media_type != OCI_INDEX or current.digest == subject):
+            raise RegistryError(f"the referrers fallback tag {repository}:{tag} is not an OCI index of referrers "
+                                f"({current.media_type}); {digest} was written but is not listed there",
+                                operation=op)
+        index = images.with_referrer(current.data if current else None,
+                                     images.referrer_descriptor(data, media_type, digest, len(raw)))
+        if index is not None:
+            self.put_manifest(repository, tag, json.dumps(index, separators=(",", ":")).encode("utf-8"), OCI_INDEX)
 
     def delete_manifest(self, repository: str, digest: str) -> bool:
         """DELETE by digest; True when deleted, False when already absent (EP-17)."""
@@ -581,6 +639,13 @@ class RegistryClient:
             response.close()
         except RegistryError:
             pass
+
+
+def referrers_tag(digest: str) -> str:
+    """The referrers fallback tag of a digest: ``sha256-<hex>`` (algorithm cut to 32 characters, the encoded part to
+    64, characters a tag cannot hold replaced by ``-``, as the OCI distribution spec says)."""
+    algorithm, _sep, encoded = digest.partition(":")
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"{algorithm[:32]}-{encoded[:64]}")
 
 
 def _range_end(value: str | None) -> int | None:

@@ -97,6 +97,13 @@ def build_client(get: Callable[[str], Any], *, warn: Callable[[str], None] | Non
     )
 
 
+def add_ratelimit(result: dict, client) -> dict:
+    """``result`` with ``ratelimit``: the pull rate limit ``client``'s registry last announced, when it did."""
+    if client.ratelimit is not None:
+        result["ratelimit"] = client.ratelimit.as_dict()
+    return result
+
+
 # Repositories worked on at once by a multi-repository call; each also runs ``concurrency`` requests at a time.
 REPOSITORY_WORKERS = 2
 
@@ -139,6 +146,10 @@ class RegistryModule:
         if self._client is None:
             self._client = build_client(self.params.get, warn=self.module.warn, pool_size=self.pool_size())
         return self._client
+
+    def repository(self, name: str) -> str:
+        """A repository option, validated and named as the module's registry names it (``library/`` on Docker Hub)."""
+        return parse_registry(self.params["registry"]).repository(name)
 
     def client_for(self, registry: str | None, options: dict | None):
         """A second client (another registry) from its ``source_connection`` (see ``source_options``)."""

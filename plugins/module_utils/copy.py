@@ -35,8 +35,9 @@ class CopyPlan:
 
 
 def blob_descriptors(manifest_data: dict) -> list[dict]:
-    """Config and layers of an image manifest, without foreign layers."""
-    out = []
+    """Config and layers of an image manifest (``fsLayers`` of a schema 1 one), without foreign layers."""
+    out = [{"digest": layer["blobSum"]} for layer in manifest_data.get("fsLayers") or []
+           if isinstance(layer, dict) and isinstance(layer.get("blobSum"), str)]
     config = manifest_data.get("config")
     if isinstance(config, dict) and config.get("digest"):
         out.append(config)
@@ -47,8 +48,12 @@ def blob_descriptors(manifest_data: dict) -> list[dict]:
     return out
 
 
-def plan_copy(client, repository: str, reference: str, concurrency: int = 8) -> CopyPlan:
-    """Read the source: its manifest, every child manifest of an index, every blob they need."""
+def plan_copy(client, repository: str, reference: str, concurrency: int = 8, reserve: int = 0) -> CopyPlan:
+    """Read the source: its manifest, every child manifest of an index, every blob they need.
+
+    Each GET is a pull on Docker Hub: refused before it is sent when the rate limit, less ``reserve``, cannot pay.
+    """
+    client.require_pulls(1, reserve, operation=f"reading {repository}:{reference}")
     manifest = client.get_manifest(repository, reference)
     plan = CopyPlan(manifest=manifest)
     pending = [manifest]
@@ -56,6 +61,7 @@ def plan_copy(client, repository: str, reference: str, concurrency: int = 8) -> 
         current = pending.pop()
         if current.media_type in INDEX_MEDIA_TYPES:
             digests = [d["digest"] for d in current.data.get("manifests") or [] if isinstance(d, dict) and d.get("digest")]
+            client.require_pulls(len(digests), reserve, operation=f"reading the manifests of {repository}@{current.digest}")
             with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
                 children = list(pool.map(lambda d: client.get_manifest(repository, d), digests))
             plan.children.extend(children)
@@ -68,20 +74,35 @@ def plan_copy(client, repository: str, reference: str, concurrency: int = 8) -> 
     return plan
 
 
+def unchanged(digest: str, media_type: str) -> dict:
+    """The result of a copy whose target already is the source."""
+    return {"digest": digest, "media_type": media_type, "previous_digest": digest, "blobs": [], "manifests": [],
+            "changed": False}
+
+
 def copy_image(source_client, source_repository: str, source_reference: str, client, repository: str, tag: str,
                *, check_mode: bool = False, concurrency: int = 8, plan: CopyPlan | None = None,
-               mount_from: tuple[str, ...] = ()) -> dict:
+               mount_from: tuple[str, ...] = (), reserve: int = 0) -> dict:
     """Make ``repository:tag`` the exact image of the source. Returns what happened per blob and manifest.
 
     ``mount_from``: repositories of the target registry to mount blobs from before streaming them across registries.
+    Without a ``plan``, two HEADs come first: when the target already has the source's digest nothing is read
+    (no GET, so no pull counted on Docker Hub).
     """
-    plan = plan or plan_copy(source_client, source_repository, source_reference, concurrency)
-    source_digest = plan.manifest.digest
     current = client.head_manifest(repository, tag)
-    result = {"digest": source_digest, "media_type": plan.manifest.media_type, "previous_digest": current.digest if current else None,
-              "blobs": [], "manifests": [], "changed": False}
+    if plan is None:
+        head = source_client.head_manifest(source_repository, source_reference)
+        if head is None:
+            raise RegistryError(f"the source {source_repository}:{source_reference} does not exist",
+                                operation=f"copying to {repository}:{tag}", status=404)
+        if current is not None and current.digest == head.digest:
+            return unchanged(head.digest, head.media_type)
+        plan = plan_copy(source_client, source_repository, source_reference, concurrency, reserve)
+    source_digest = plan.manifest.digest
     if current is not None and current.digest == source_digest:
-        return result
+        return unchanged(source_digest, plan.manifest.media_type)
+    result = {"digest": source_digest, "media_type": plan.manifest.media_type,
+              "previous_digest": current.digest if current else None, "blobs": [], "manifests": [], "changed": False}
     result["changed"] = True
     same_repository = same_registry(source_client, client) and source_repository == repository
     if not same_repository:
@@ -96,12 +117,12 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
             result["manifests"].append({"digest": child.digest, "media_type": child.media_type,
                                         "how": "exists" if exists else "written"})
             if not exists and not check_mode:
-                client.put_manifest(repository, child.digest, child.raw, child.media_type)
+                client.put_manifest(repository, child.digest, child.raw, child.media_type, list_referrer=True)
     result["manifests"].append({"digest": source_digest, "media_type": plan.manifest.media_type, "tag": tag,
                                 "how": "written"})
     if check_mode:
         return result
-    written = client.put_manifest(repository, tag, plan.manifest.raw, plan.manifest.media_type)
+    written = client.put_manifest(repository, tag, plan.manifest.raw, plan.manifest.media_type, list_referrer=True)
     check = client.head_manifest(repository, tag)
     if written != source_digest or check is None or check.digest != source_digest:
         raise RegistryError(

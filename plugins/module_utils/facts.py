@@ -35,10 +35,13 @@ def public(facts: dict) -> dict:
 class FactsGatherer:
     """Gathers facts for many tags of one registry with bounded concurrency and per-digest caches."""
 
-    def __init__(self, client, concurrency: int = 8) -> None:
+    def __init__(self, client, concurrency: int = 8, min_ratelimit_remaining: int = 0) -> None:
         self.client = client
         self.concurrency = max(1, concurrency)
+        # Pulls of the registry's rate limit (Docker Hub) left to others: a run that needs more fails before its GETs.
+        self.reserve = max(0, min_ratelimit_remaining)
         self._facts: dict[tuple[str, str], dict] = {}
+        self._manifests: dict[tuple[str, str], object] = {}
         self._configs: dict[str, dict | None] = {}
         self._lock = threading.Lock()
 
@@ -62,14 +65,31 @@ class FactsGatherer:
             self._configs[digest] = config
         return config
 
+    def manifest(self, repository: str, digest: str):
+        """The manifest of a digest, read (one GET: one pull on Docker Hub) at most once per run."""
+        key = (repository, digest)
+        with self._lock:
+            if key in self._manifests:
+                return self._manifests[key]
+        manifest = self.client.get_manifest(repository, digest)
+        with self._lock:
+            self._manifests[key] = manifest
+        return manifest
+
+    def plan_pulls(self, repository: str, digests) -> None:
+        """Before the GETs of ``digests``: fail now if the registry's rate limit cannot pay for those not read yet."""
+        with self._lock:
+            needed = len({d for d in digests if (repository, d) not in self._manifests})
+        self.client.require_pulls(needed, self.reserve, f"reading the manifests of {repository}")
+
     def for_digest(self, repository: str, digest: str) -> dict:
         """Facts of one manifest or index (children included), cached."""
         key = (repository, digest)
         with self._lock:
             if key in self._facts:
                 return self._facts[key]
-        manifest = self.client.get_manifest(repository, digest)
-        facts = self._facts_of(repository, manifest)
+        self.plan_pulls(repository, [digest])
+        facts = self._facts_of(repository, self.manifest(repository, digest))
         with self._lock:
             self._facts[key] = facts
         return facts
@@ -79,6 +99,7 @@ class FactsGatherer:
         if kind == "index":
             children = images.index_children(manifest.data)
             digests = [c["digest"] for c in children]
+            self.plan_pulls(repository, digests)
             if digests:
                 with ThreadPoolExecutor(max_workers=min(self.concurrency, len(digests))) as pool:
                     child_facts = list(pool.map(lambda d: self.for_digest(repository, d), digests))
@@ -116,6 +137,7 @@ class FactsGatherer:
         """
         digests = self.resolve(repository, tags)
         distinct = sorted({d for d in digests.values() if d})
+        self.plan_pulls(repository, distinct)
         if distinct:
             with ThreadPoolExecutor(max_workers=min(self.concurrency, len(distinct))) as pool:
                 facts = dict(zip(distinct, pool.map(lambda d: self.for_digest(repository, d), distinct)))

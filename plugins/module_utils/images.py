@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -46,14 +48,44 @@ def detect_media_type(content_type: str | None, manifest: dict) -> str:
 
 
 def check_media_type(content_type: str | None, manifest: dict) -> None:
-    """Refuse schema-1 conversions and bodies whose ``mediaType`` contradicts ``Content-Type`` (EP-13, CN-03)."""
+    """Refuse bodies whose ``mediaType`` contradicts ``Content-Type`` (EP-13).
+
+    Schema 1 is read as stored content: we never leave the schema 2 types out of ``Accept``, so a registry
+    answering schema 1 stores it that way (an image pushed long ago), not a conversion (CN-03).
+    """
     header = bare_media_type(content_type)
-    if header in SCHEMA1_MEDIA_TYPES:
-        raise ManifestError("the registry converted the manifest to Docker schema 1 (legacy); its digest is not the "
-                            "image's digest")
     field = manifest.get("mediaType")
     if header in MANIFEST_MEDIA_TYPES and isinstance(field, str) and field and field != header:
         raise ManifestError(f"the manifest says mediaType {field} but was served as {header}")
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def schema1_payload(raw: bytes) -> bytes:
+    """The bytes a signed schema 1 manifest's digest covers: the JWS payload, the manifest without its
+    ``signatures`` block, rebuilt from the first signature's ``protected`` header (``formatLength`` bytes of the
+    original, then the base64url ``formatTail``), as distribution (libtrust) does. Anything else is its own payload.
+    """
+    try:
+        signatures = json.loads(raw.decode("utf-8")).get("signatures")
+        protected = json.loads(_b64url(signatures[0]["protected"]).decode("utf-8"))
+        length, tail = protected["formatLength"], _b64url(protected["formatTail"])
+    except (ValueError, AttributeError, TypeError, KeyError, IndexError, binascii.Error):
+        return raw  # unsigned (v1+json), or not schema 1 at all: the digest is over the bytes
+    if not isinstance(length, int) or not 0 < length <= len(raw):
+        return raw
+    return raw[:length] + tail
+
+
+def manifest_digest_content(content_type: str | None, raw: bytes) -> bytes:
+    """What a manifest's digest is computed over: the bytes, except for signed schema 1 (``schema1_payload``)."""
+    header = bare_media_type(content_type)
+    if header == DOCKER_SCHEMA1_SIGNED or (header not in MANIFEST_MEDIA_TYPES and b'"signatures"' in raw
+                                           and b'"fsLayers"' in raw):
+        return schema1_payload(raw)
+    return raw
 
 
 def manifest_kind(media_type: str) -> str:
@@ -159,17 +191,35 @@ def _created(config: dict | None, annotations: dict, labels: dict) -> tuple[date
     return None, "unknown"
 
 
-def _schema1_facts(manifest: dict, media_type: str, digest: str) -> dict:
-    try:
-        v1 = json.loads((manifest.get("history") or [{}])[0].get("v1Compatibility") or "{}")
-    except (ValueError, AttributeError, IndexError):
-        v1 = {}
+def _v1_entries(manifest: dict) -> list[dict]:
+    """The parsed ``history[].v1Compatibility`` strings of a schema 1 manifest, newest first (unusable ones as {})."""
+    entries = []
+    for item in manifest.get("history") or []:
+        try:
+            entry = json.loads(item.get("v1Compatibility") or "{}")
+        except (ValueError, AttributeError, TypeError):
+            entry = {}
+        entries.append(entry if isinstance(entry, dict) else {})
+    return entries
+
+
+def _schema1_facts(manifest: dict, media_type: str, digest: str, manifest_size: int | None) -> dict:
+    """Schema 1 keeps its facts in ``history[0].v1Compatibility`` (created, os, architecture, labels); its layers
+    are ``fsLayers`` (newest first, parallel to ``history``), whose ``throwaway`` entries are empty layers."""
+    entries = _v1_entries(manifest)
+    v1 = entries[0] if entries else {}
     labels = _labels(v1)
     created, source = _created(v1, {}, labels)
+    layers = [layer.get("blobSum") for layer in manifest.get("fsLayers") or [] if isinstance(layer, dict)]
+    kept = [i for i in range(len(layers)) if not (i < len(entries) and entries[i].get("throwaway"))]
+    sizes = [entries[i].get("Size") for i in kept if i < len(entries)]
     return {"digest": digest, "media_type": media_type, "created": format_created(created), "created_source": source,
-            "size": None, "platforms": [platform_dict(v1)] if v1.get("architecture") else [], "labels": labels,
-            "annotations": {}, "artifact_type": None, "layers": len(manifest.get("fsLayers") or []),
-            "config_digest": None, "blob_sizes": {}}
+            # The v1 entries carry layer sizes only where the pushing client wrote them: no size beats a wrong one.
+            "size": sum(sizes) if sizes and all(isinstance(n, int) for n in sizes) else None,
+            "manifest_size": manifest_size,
+            "platforms": [platform_dict(v1)] if v1.get("architecture") else [], "labels": labels,
+            "annotations": {}, "artifact_type": None, "layers": len(kept),
+            "config_digest": None, "subject": None, "blob_sizes": {}}
 
 
 def image_facts(manifest: dict, media_type: str, digest: str, config: dict | None,
@@ -181,7 +231,7 @@ def image_facts(manifest: dict, media_type: str, digest: str, config: dict | Non
     """
     kind = manifest_kind(media_type)
     if kind == "schema1":
-        return _schema1_facts(manifest, media_type, digest)
+        return _schema1_facts(manifest, media_type, digest, manifest_size)
     descriptor = config_descriptor(manifest) or {}
     layers = [layer for layer in manifest.get("layers") or [] if isinstance(layer, dict)]
     blob_sizes = {}
@@ -192,9 +242,7 @@ def image_facts(manifest: dict, media_type: str, digest: str, config: dict | Non
     is_image = needs_config(manifest, media_type)
     labels = _labels(config) if is_image else {}
     created, source = _created(config if is_image else None, annotations, labels)
-    artifact_type = None
-    if not is_image:
-        artifact_type = manifest.get("artifactType") or descriptor.get("mediaType")
+    kind_of_artifact = None if is_image else artifact_type(manifest)
     platforms = []
     if is_image and config and (config.get("os") or config.get("architecture")):
         platforms.append(platform_dict(config))
@@ -208,7 +256,7 @@ def image_facts(manifest: dict, media_type: str, digest: str, config: dict | Non
         "platforms": platforms,
         "labels": labels,
         "annotations": annotations,
-        "artifact_type": artifact_type,
+        "artifact_type": kind_of_artifact,
         "layers": len(layers),
         "config_digest": descriptor.get("digest"),
         "subject": subject_digest(manifest),
@@ -270,3 +318,30 @@ def index_facts(index: dict, media_type: str, digest: str, children: list[dict])
         "subject": subject_digest(index),
         "blob_sizes": blob_sizes,
     }
+
+
+def artifact_type(manifest: dict) -> str | None:
+    """What a referrers descriptor calls ``artifactType``: the manifest's own, else its config's media type."""
+    return manifest.get("artifactType") or (config_descriptor(manifest) or {}).get("mediaType")
+
+
+def referrer_descriptor(manifest: dict, media_type: str, digest: str, size: int) -> dict:
+    """The descriptor of a referrer in a referrers index (OCI distribution 1.1: artifactType and annotations)."""
+    descriptor = {"mediaType": media_type, "digest": digest, "size": size}
+    kind = artifact_type(manifest)
+    if kind:
+        descriptor["artifactType"] = kind
+    if manifest.get("annotations"):
+        descriptor["annotations"] = dict(manifest["annotations"])
+    return descriptor
+
+
+def with_referrer(index: dict | None, descriptor: dict) -> dict | None:
+    """The referrers fallback index with ``descriptor`` added (the others kept, in order); None when it is
+    already listed (nothing to write). ``index`` None: the tag does not exist yet."""
+    index = dict(index) if index else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    manifests = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+    if any(m.get("digest") == descriptor["digest"] for m in manifests):
+        return None
+    index["manifests"] = manifests + [descriptor]
+    return index

@@ -44,6 +44,12 @@ def page_size(value: int | None) -> int | None:
     return positive_int(value, "page_size", MAX_PAGE_SIZE)
 
 
+def min_ratelimit_remaining(value: int | None) -> int:
+    if value is not None and value < 0:
+        raise InvalidInput(f"min_ratelimit_remaining must be zero or more, not {value}")
+    return value or 0
+
+
 def looks_like_host(component: str) -> bool:
     """Reference rule: a first path component is a registry host if it has '.', ':', is localhost or IPv6."""
     return "." in component or ":" in component or component == "localhost" or component.startswith("[")

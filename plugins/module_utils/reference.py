@@ -70,6 +70,15 @@ def validate_repository(name: str) -> str:
     return name
 
 
+def registry_repository(host: str, repository: str) -> str:
+    """The repository as the registry names it: Docker Hub keeps its official images under ``library/``, so
+    ``nginx`` there is ``library/nginx`` (protocol reference 2.2). Every module and the reference parser go
+    through here; other registries take names as given."""
+    if host.lower() in DOCKER_HUB_ALIASES and "/" not in repository:
+        return f"library/{repository}"
+    return repository
+
+
 def validate_tag(tag: str) -> str:
     if not isinstance(tag, str) or not TAG_RE.match(tag):
         raise InvalidInput(f"invalid tag '{tag}': a tag is 1-128 characters of [A-Za-z0-9_.-] "
@@ -184,8 +193,7 @@ def parse_reference(text: str, default_tag: str | None = "latest") -> ImageRefer
         raise InvalidInput(f"invalid image reference '{text}': no repository")
     if registry in DOCKER_HUB_ALIASES:
         registry = DOCKER_HUB
-        if "/" not in path:
-            path = f"library/{path}"
+    path = registry_repository(registry, path)
     try:
         validate_repository(path)
     except InvalidInput as exc:
@@ -225,6 +233,10 @@ class RegistryLocation:
         if self.is_docker_hub:
             return [DOCKER_HUB_CREDENTIAL_KEY, DOCKER_HUB_INDEX, DOCKER_HUB, DOCKER_HUB_API]
         return [self.host, f"https://{self.host}", f"http://{self.host}"]
+
+    def repository(self, name: str) -> str:
+        """A user-given repository name, validated and named as this registry names it (``registry_repository``)."""
+        return registry_repository(self.host, validate_repository(name))
 
     def url(self, path: str) -> str:
         return self.base_url + (path if path.startswith("/") else "/" + path)

@@ -130,7 +130,7 @@ from ansible.module_utils.common.text.formatters import human_to_bytes
 from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, source_connection_spec
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.options import concurrency, split_source
-from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry, supported_digest, validate_repository
+from ansible_collections.regops.registry.plugins.module_utils.reference import parse_registry, supported_digest
 from ansible_collections.regops.registry.plugins.module_utils.uploads import transfer_blob, upload_file
 
 MIN_CHUNK = 1 << 20
@@ -183,7 +183,7 @@ def main() -> None:
 
     def body() -> dict:
         p = rm.params
-        repository = validate_repository(p["repository"])
+        repository = rm.repository(p["repository"])
         items = normalise_items(p, parse_registry(p["registry"]).host)
         try:
             chunk_size = human_to_bytes(re.sub(r"(?i)ib$", "B", p["chunk_size"].strip()))

@@ -18,6 +18,13 @@ description:
   - With O(tag) and O(content), writes the given manifest.
   - Writes are idempotent (a tag that already has the wanted digest is left alone, no write is sent) and support check
     mode and diff.
+  - Manifests are resolved with C(HEAD) first and each is read with one C(GET) at most (on Docker Hub a GET counts as a
+    pull, a HEAD does not); a copy whose target already has the source's digest reads nothing.
+  - On Docker Hub a one-component O(repository) (C(nginx)) is an official image, C(library/nginx), as Docker names it;
+    results name it so.
+  - Writing a manifest with a C(subject) (a signature, SBOM or attestation) to a registry that does not index referrers
+    itself (no C(OCI-Subject) in its answer) also lists it in the subject's referrers fallback tag C(sha256-<hex>), as
+    the OCI distribution specification asks of clients.
 author:
   - regops.registry contributors (@regops)
 options:
@@ -60,6 +67,13 @@ options:
     description: How many requests run at once (blob transfers, child manifests).
     type: int
     default: 8
+  min_ratelimit_remaining:
+    description:
+      - Where the registry announces a pull rate limit (Docker Hub's C(ratelimit-remaining) header, see RV(ratelimit)),
+        the pulls to leave unused. Before its manifest GETs (each a pull; HEADs are free) the module fails, sending
+        nothing more, when the pulls it needs exceed the last announced remainder less this number.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - regops.registry.connection
   - regops.registry.connection.SOURCE
@@ -142,18 +156,46 @@ manifests:
   returned: when writing from O(source)
   type: list
   elements: dict
+ratelimit:
+  description:
+    - The pull rate limit the registry that was read from last announced (Docker Hub's C(ratelimit-limit) and
+      C(ratelimit-remaining) headers on manifest requests), as it stood after this task's requests.
+  returned: when that registry announces one
+  type: dict
+  contains:
+    limit:
+      description: Pulls allowed per window.
+      type: int
+    remaining:
+      description: Pulls left in the current window.
+      type: int
+    window:
+      description: Length of the window in seconds (null when the registry does not say).
+      type: int
+    source:
+      description: What the limit is counted against (C(docker-ratelimit-source), an IP address or account id).
+      type: str
+      returned: when the registry names it
+  sample: {limit: 100, remaining: 76, window: 21600}
 """
 
 import json
 
-from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, source_connection_spec
+from ansible_collections.regops.registry.plugins.module_utils.common import (
+    RegistryModule,
+    add_ratelimit,
+    source_connection_spec,
+)
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
-from ansible_collections.regops.registry.plugins.module_utils.options import concurrency, resolve_source
+from ansible_collections.regops.registry.plugins.module_utils.options import (
+    concurrency,
+    min_ratelimit_remaining,
+    resolve_source,
+)
 from ansible_collections.regops.registry.plugins.module_utils.reference import (
     compute_digest,
     parse_registry,
     validate_reference,
-    validate_repository,
     validate_tag,
 )
 
@@ -192,16 +234,21 @@ def main() -> None:
         "media_type": {"type": "str"},
         "mount_from": {"type": "list", "elements": "str", "default": []},
         "concurrency": {"type": "int", "default": 8},
+        "min_ratelimit_remaining": {"type": "int", "default": 0},
     }, mutually_exclusive=[("source", "content")])
 
     def read() -> dict:
         from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer, public
 
-        repository = validate_repository(rm.params["repository"])
+        repository = rm.repository(rm.params["repository"])
         reference = validate_reference(rm.params["reference"])
         workers = concurrency(rm.params["concurrency"])
-        manifest = rm.client.get_manifest(repository, reference)
-        facts = FactsGatherer(rm.client, workers).for_digest(repository, manifest.digest)
+        head = rm.client.head_manifest(repository, reference)
+        if head is None:
+            rm.client.get_manifest(repository, reference)  # the registry's own words for the failure
+        gatherer = FactsGatherer(rm.client, workers, min_ratelimit_remaining(rm.params["min_ratelimit_remaining"]))
+        facts = gatherer.for_digest(repository, head.digest)  # the one GET of that manifest, cached
+        manifest = gatherer.manifest(repository, head.digest)
         return {"changed": False, "digest": manifest.digest, "media_type": manifest.media_type,
                 "manifest": manifest.data, "image": public(facts)}
 
@@ -213,7 +260,7 @@ def main() -> None:
                   "previous_digest": current.digest if current else None,
                   "changed": current is None or current.digest != digest}
         if result["changed"] and not rm.check_mode:
-            rm.client.put_manifest(repository, tag, raw, media_type)
+            rm.client.put_manifest(repository, tag, raw, media_type, list_referrer=True)
         return result
 
     def write_source(repository: str, tag: str) -> dict:
@@ -221,12 +268,14 @@ def main() -> None:
 
         host, source_repository, source_reference = resolve_source(
             rm.params["source"], repository, parse_registry(rm.params["registry"]).host)
-        mount_from = tuple(validate_repository(r) for r in rm.params["mount_from"])
+        mount_from = tuple(rm.repository(r) for r in rm.params["mount_from"])
         workers = concurrency(rm.params["concurrency"])
         source_client = rm.client_for(host, rm.params["source_connection"]) if host else rm.client
         try:
             result = copy_image(source_client, source_repository, source_reference, rm.client, repository, tag,
-                                check_mode=rm.check_mode, concurrency=workers, mount_from=mount_from)
+                                check_mode=rm.check_mode, concurrency=workers, mount_from=mount_from,
+                                reserve=min_ratelimit_remaining(rm.params["min_ratelimit_remaining"]))
+            add_ratelimit(result, source_client)
         finally:
             if source_client is not rm.client:
                 source_client.close()
@@ -238,8 +287,8 @@ def main() -> None:
         if not rm.params["tag"]:
             if rm.params["source"] is not None or rm.params["content"] is not None:
                 raise InvalidInput("source and content need tag")
-            return read()
-        repository = validate_repository(rm.params["repository"])
+            return add_ratelimit(read(), rm.client)
+        repository = rm.repository(rm.params["repository"])
         tag = validate_tag(rm.params["tag"])
         if rm.params["source"]:
             result = write_source(repository, tag)
@@ -247,6 +296,8 @@ def main() -> None:
             result = write_content(repository, tag)
         else:
             raise InvalidInput("tag needs source or content")
+        if "ratelimit" not in result:
+            add_ratelimit(result, rm.client)
         result["diff"] = {"before": {"repository": repository, "tag": tag, "digest": result["previous_digest"]},
                           "after": {"repository": repository, "tag": tag, "digest": result["digest"]}}
         return result

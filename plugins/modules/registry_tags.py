@@ -14,7 +14,10 @@ description:
   - With O(details), resolves every tag in the same call, concurrently on one pooled session
     (C(HEAD) per tag, then one manifest and one config read per distinct digest) and returns the image facts.
   - Handles Docker schema 2 images and manifest lists, OCI image manifests and indexes (per-platform facts,
-    attestation manifests left out) and non-image artifacts.
+    attestation manifests left out), non-image artifacts, and legacy Docker schema 1 images (signed or not; facts
+    from their C(v1Compatibility) history).
+  - On Docker Hub a one-component O(repository) (C(nginx)) is an official image, C(library/nginx), as Docker names it;
+    results name it so.
 author:
   - regops.registry contributors (@regops)
 options:
@@ -61,6 +64,14 @@ options:
   page_size:
     description: Tags requested per page from registries that paginate (at most 10000).
     type: int
+  min_ratelimit_remaining:
+    description:
+      - Where the registry announces a pull rate limit (Docker Hub's C(ratelimit-remaining) header, see RV(ratelimit)),
+        the pulls to leave unused. Tags are resolved with C(HEAD), which is free; before the manifest GETs of
+        O(details) (one pull per distinct digest, and per platform of an index) the module fails, sending none of
+        them, when they exceed the last announced remainder less this number.
+    type: int
+    default: 0
 extends_documentation_fragment:
   - regops.registry.connection
   - regops.registry.attributes
@@ -172,12 +183,41 @@ images:
       platforms: [{os: linux, architecture: amd64}]
       labels: {org.opencontainers.image.version: 1.1.0}
       shared_tags: [latest]
+ratelimit:
+  description:
+    - The pull rate limit the registry last announced (Docker Hub's C(ratelimit-limit) and C(ratelimit-remaining)
+      headers on manifest requests), as it stood after this task's requests.
+  returned: when the registry announces one (on Docker Hub, with O(details) or O(sort=created))
+  type: dict
+  contains:
+    limit:
+      description: Pulls allowed per window.
+      type: int
+    remaining:
+      description: Pulls left in the current window.
+      type: int
+    window:
+      description: Length of the window in seconds (null when the registry does not say).
+      type: int
+    source:
+      description: What the limit is counted against (C(docker-ratelimit-source), an IP address or account id).
+      type: str
+      returned: when the registry names it
+  sample: {limit: 100, remaining: 76, window: 21600}
 """
 
-from ansible_collections.regops.registry.plugins.module_utils.common import RegistryModule, for_each_repository
+from ansible_collections.regops.registry.plugins.module_utils.common import (
+    RegistryModule,
+    add_ratelimit,
+    for_each_repository,
+)
 from ansible_collections.regops.registry.plugins.module_utils.facts import FactsGatherer
-from ansible_collections.regops.registry.plugins.module_utils.options import compile_regex, concurrency, page_size as page_size_option
-from ansible_collections.regops.registry.plugins.module_utils.reference import validate_repository
+from ansible_collections.regops.registry.plugins.module_utils.options import (
+    compile_regex,
+    concurrency,
+    min_ratelimit_remaining,
+    page_size as page_size_option,
+)
 from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
 
 
@@ -192,16 +232,18 @@ def main() -> None:
         "referrers": {"type": "bool", "default": False},
         "concurrency": {"type": "int", "default": 8},
         "page_size": {"type": "int"},
+        "min_ratelimit_remaining": {"type": "int", "default": 0},
     }, mutually_exclusive=[("repository", "repositories")], required_one_of=[("repository", "repositories")])
 
-    def one(repository: str, pattern, page_size: int | None, workers: int) -> dict:
+    def one(repository: str, pattern, page_size: int | None, workers: int, reserve: int) -> dict:
         p = rm.params
         tags = rm.client.list_tags(repository, page_size=page_size)
         if pattern is not None:
             tags = [t for t in tags if pattern.search(t)]
         images = None
         if p["details"] or p["sort"] == "created":
-            images = FactsGatherer(rm.client, workers).tag_details(repository, tags, referrers=p["referrers"])
+            gatherer = FactsGatherer(rm.client, workers, reserve)
+            images = gatherer.tag_details(repository, tags, referrers=p["referrers"])
             tags = [i["tag"] for i in images]  # a tag deleted meanwhile drops out
         created = {i["tag"]: i.get("created") for i in images} if images is not None else None
         tags = sort_tags(tags, p["sort"], created=created, reverse=p["reverse"])
@@ -214,14 +256,18 @@ def main() -> None:
     def body() -> dict:
         p = rm.params
         names = p["repositories"] if p["repositories"] is not None else [p["repository"]]
-        repositories = [validate_repository(r) for r in names]
+        repositories = [rm.repository(r) for r in names]
         pattern = compile_regex(p["filter"], "filter")
         page_size = page_size_option(p["page_size"])
         workers = concurrency(p["concurrency"])
+        reserve = min_ratelimit_remaining(p["min_ratelimit_remaining"])
         if p["repositories"] is None:
-            return dict(changed=False, **one(repositories[0], pattern, page_size, workers))
-        results = for_each_repository(lambda r: one(r, pattern, page_size, workers), repositories)
-        return {"changed": False, "repositories": [dict(repository=r, **res) for r, res in zip(repositories, results)]}
+            return add_ratelimit(dict(changed=False, **one(repositories[0], pattern, page_size, workers, reserve)),
+                                 rm.client)
+        results = for_each_repository(lambda r: one(r, pattern, page_size, workers, reserve), repositories)
+        return add_ratelimit({"changed": False,
+                              "repositories": [dict(repository=r, **res) for r, res in zip(repositories, results)]},
+                             rm.client)
 
     rm.run(body)
 

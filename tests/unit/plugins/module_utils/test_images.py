@@ -91,9 +91,9 @@ def test_index_excludes_attestations_and_counts_shared_layers_once():  # CN-08
     assert facts["created"] == "2024-02-01T00:00:00Z"
 
 
-def test_schema1_conversion_and_media_type_mismatch():  # CN-03, EP-13
-    with pytest.raises(images.ManifestError, match="schema 1"):
-        images.check_media_type(DOCKER_SCHEMA1_SIGNED, {"schemaVersion": 1})
+def test_schema1_is_stored_content_and_media_type_mismatch():  # CN-03, EP-13
+    # We always accept schema 2, so schema 1 in the answer is how the image is stored: read (issue 15), not refused.
+    images.check_media_type(DOCKER_SCHEMA1_SIGNED, {"schemaVersion": 1})
     with pytest.raises(images.ManifestError, match="mediaType"):
         images.check_media_type(OCI_MANIFEST + "; charset=utf-8", {"mediaType": DOCKER_MANIFEST})
     assert images.detect_media_type("application/json", {"manifests": []}) == OCI_INDEX
