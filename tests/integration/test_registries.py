@@ -14,16 +14,6 @@ import requests
 from tests.integration.runner import run_module, run_playbook
 from tests.lab import seed
 
-# Client bugs another branch fixes (issue 15): the case flips to XPASS, and so fails, when the fix lands.
-KNOWN_CLIENT_BUGS: dict[tuple[str, str], str] = {}
-
-
-def expect_known_bug(request, service: str, case: str) -> None:
-    reason = KNOWN_CLIENT_BUGS.get((service, case))
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 @pytest.fixture(scope="session")
 def personality_run(personality, personas_target):
     service = personality.service
@@ -42,8 +32,7 @@ def platforms_of(image: dict) -> list[dict]:
     return [{"os": image["config"]["os"], "architecture": image["config"]["architecture"]}]
 
 
-def test_tags_and_manifest_facts_equal_the_upstream(request, personality, personality_run):
-    expect_known_bug(request, personality.service, "facts")
+def test_tags_and_manifest_facts_equal_the_upstream(personality, personality_run):
     results = personality_run.results
     app, multi = personality.images["app"], personality.images["multi"]
     assert not results["tags_app"].get("failed"), results["tags_app"]
@@ -65,8 +54,7 @@ def test_tags_and_manifest_facts_equal_the_upstream(request, personality, person
     assert results["manifest_app"]["manifest"] == app["manifest"]
 
 
-def test_promote_within_the_registry_keeps_the_digest(request, personality, personality_run):
-    expect_known_bug(request, personality.service, "within")
+def test_promote_within_the_registry_keeps_the_digest(personality, personality_run):
     within = personality_run.results["within"]
     assert not within.get("failed"), (within, personality_run.output[-3000:])
     multi = personality.images["multi"]
@@ -74,8 +62,7 @@ def test_promote_within_the_registry_keeps_the_digest(request, personality, pers
     assert personality.tag_links(f"promoted-{personality.service}/multi") == {"2.0": multi["digest"]}
 
 
-def test_promote_across_to_a_plain_lab_keeps_the_digest(request, personality, personality_run, personas_target):
-    expect_known_bug(request, personality.service, "across")
+def test_promote_across_to_a_plain_lab_keeps_the_digest(personality, personality_run, personas_target):
     across = personality_run.results["across"]
     assert not across.get("failed"), (across, personality_run.output[-3000:])
     multi = personality.images["multi"]
@@ -102,7 +89,6 @@ def hub_manifest_read(personas):
     return hub, result, sent
 
 
-@pytest.mark.xfail(strict=True, reason="clientfix (issue 15): registry_manifest GETs the manifest twice; HEAD first")
 def test_dockerhub_manifest_read_costs_one_pull(hub_manifest_read):
     hub, result, sent = hub_manifest_read
     assert result["digest"] == hub.images["app"]["digest"]
@@ -110,7 +96,6 @@ def test_dockerhub_manifest_read_costs_one_pull(hub_manifest_read):
     assert any(s.method == "HEAD" for s in sent)
 
 
-@pytest.mark.xfail(strict=True, reason="clientfix (issue 15): rate limits are not yet returned as facts")
 def test_dockerhub_rate_limit_returned_as_facts(hub_manifest_read):
     hub, result, _sent = hub_manifest_read
     assert result["ratelimit"]["limit"] == 100
@@ -146,8 +131,6 @@ def test_acr_identity_token_from_docker_config(personas, tmp_path):
     assert [(s.method, s.status) for s in acr.seen[mark:] if s.path == "/oauth2/token"] == [("POST", 200)]
 
 
-@pytest.mark.xfail(strict=True, reason="clientfix (issue 15): a run that would exhaust the Docker Hub rate limit "
-                                       "stops with a clear message before the 429 (today: four GETs, all 429)")
 def test_dockerhub_exhausted_rate_limit_stops_before_the_429(personas):
     hub = personas("dockerhub")
     hub.rate_limit(limit=100, remaining=0)
