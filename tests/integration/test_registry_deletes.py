@@ -218,3 +218,11 @@ def test_dockerhub_without_a_credential_fails_before_any_write(personas, delete_
         assert result.get("failed") and "needs its API" in result["msg"], result
     assert not writes(delete_run.steps["anonymous"])
     assert "stays" in personality.tag_links(delete_run.seeded.repos["tagdel"])
+
+
+def test_prune_asks_the_referrers_api_once_then_uses_the_tag_fallback(personality, delete_run):
+    """No personality has a referrers API that answers (Docker Hub and GHCR 404 by design, the others forward to the
+    upstream distribution 2.8, which has none): the facts ask once, learn it, and find referrers by their
+    ``sha256-<hex>`` tags in the tag list instead."""
+    asked = [s for s in delete_run.steps["prune-check"] if s.method == "GET" and "/referrers/" in s.path]
+    assert [s.status for s in asked] == [404]
