@@ -103,17 +103,21 @@ def delete_run(personality, personas_upstream):
     return run
 
 
+def succeeded(delete_run, step: str) -> dict:
+    result = delete_run.results[step]
+    assert not result.get("failed"), (result, delete_run.output[-3000:])
+    return result
+
+
 def entries(result: dict, kind: str) -> list[dict]:
     return [e for e in result.get("deleted", []) if e["type"] == kind]
 
 
 def test_safe_tag_delete_keeps_the_sibling_and_the_digest(personality, delete_run):
     service, seeded = personality.service, delete_run.seeded
-    result = delete_run.results["tagdel"]
-    assert not result.get("failed"), (result, delete_run.output[-3000:])
+    result = succeeded(delete_run, "tagdel")
     repo, digest = seeded.repos["tagdel"], seeded.shared["digest"]
-    upstream = seed.LabSession(personality.upstream)
-    assert seed.head_manifest(upstream, repo, digest) == digest
+    assert seed.head_manifest(seed.LabSession(personality.upstream), repo, digest) == digest
     if TAG_DELETE[service] is None:  # GHCR: the version carries a tag that stays
         assert personality.tag_links(repo) == {"gone": digest, "stays": digest}
         (refused,) = result["refused"]
@@ -129,8 +133,7 @@ def test_safe_tag_delete_keeps_the_sibling_and_the_digest(personality, delete_ru
 
 def test_digest_delete_removes_it_with_its_tags(personality, delete_run):
     service, seeded = personality.service, delete_run.seeded
-    result = delete_run.results["digestdel"]
-    assert not result.get("failed"), (result, delete_run.output[-3000:])
+    result = succeeded(delete_run, "digestdel")
     repo, doomed = seeded.repos["digestdel"], seeded.doomed["digest"]
     upstream = seed.LabSession(personality.upstream)
     assert personality.tag_links(repo) == {"c": seeded.other["digest"], "j": seeded.kept_index["digest"]}
@@ -167,8 +170,7 @@ def test_prune_over_its_limit_stops_before_the_first_delete(personality, delete_
 
 
 def test_prune_check_mode_sends_no_write(personality, delete_run):
-    result, seeded = delete_run.results["prune_check"], delete_run.seeded
-    assert not result.get("failed"), (result, delete_run.output[-3000:])
+    result = succeeded(delete_run, "prune_check")
     # The plan deletes (old-x, old-y, old-multi), the role read the repository, and nothing was written.
     assert result["summary"]["kept"] == 2 and result["summary"]["deleted"] == 3
     assert [s for s in delete_run.steps["prune-check"] if s.method == "GET" and "/tags/list" in s.path]
@@ -177,8 +179,7 @@ def test_prune_check_mode_sends_no_write(personality, delete_run):
 
 def test_prune_leaves_exactly_the_kept_set(personality, delete_run):
     service, seeded = personality.service, delete_run.seeded
-    result = delete_run.results["prune_real"]
-    assert not result.get("failed"), (result, delete_run.output[-3000:])
+    result = succeeded(delete_run, "prune_real")
     repo = seeded.repos["prune"]
     assert personality.tag_links(repo) == prune_expected(service, seeded)
     upstream = seed.LabSession(personality.upstream)
