@@ -415,7 +415,7 @@ def delete_tags_then_digests(client, repository: str, plan: DeletePlan, api, poo
     def delete_digest(digest: str) -> dict:
         if api is not None and not api.v2_digest_deletes:
             return delete_digest_by_its_tags(client, repository, plan, api, digest)
-        gone = client.delete_manifest(repository, digest)
+        gone = delete_manifest_untagging_first(client, repository, plan, digest)
         return {"type": "digest", "name": digest, "digest": digest, "removed_tags": plan.tags_on(digest),
                 "method": "digest" if gone else "absent"}
 
@@ -431,6 +431,22 @@ def delete_tags_then_digests(client, repository: str, plan: DeletePlan, api, poo
 
     deleted.extend(pool.map(delete_blob, plan.blobs))
     return deleted
+
+
+def delete_manifest_untagging_first(client, repository: str, plan: DeletePlan, digest: str) -> bool:
+    """A digest DELETE. Artifact Registry / GCR refuse one while a tag points at the manifest (400
+    GOOGLE_MANIFEST_DANGLING_TAG) and delete tags alone with the OCI tag DELETE: there the digest's tags go first,
+    each checked just before to still name this digest, then the digest."""
+    try:
+        return client.delete_manifest(repository, digest)
+    except RegistryError as exc:
+        if not exc.has_code("GOOGLE_MANIFEST_DANGLING_TAG"):
+            raise
+    for tag in plan.tags_on(digest):
+        head = client.head_manifest(repository, tag)
+        if head is not None and head.digest == digest:
+            client.delete_tag_native(repository, tag)
+    return client.delete_manifest(repository, digest)
 
 
 def delete_digest_by_its_tags(client, repository: str, plan: DeletePlan, api, digest: str) -> dict:

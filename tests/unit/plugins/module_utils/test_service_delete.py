@@ -503,3 +503,30 @@ def test_the_module_in_check_mode_refuses_docker_hub_without_a_credential(monkey
         "_ansible_check_mode": True})
     assert result["failed"] and "needs its API: give username and password, or api_token" in result["msg"]
     assert sent_to(adapter, HUB_API) == []
+
+
+# ---------------------------------------------------------------------- Artifact Registry / GCR (plain V2)
+
+
+class DanglingTagRegistry(MemoryRegistry):
+    """Artifact Registry / GCR: a digest DELETE while a tag points at it answers 400 GOOGLE_MANIFEST_DANGLING_TAG."""
+
+    def _manifests(self, sent, repo, ref):
+        if sent.method == "DELETE" and ref.startswith("sha256:") and ref in self.tags.get(repo, {}).values():
+            return error(400, "GOOGLE_MANIFEST_DANGLING_TAG", "Manifest is still referenced by tag")
+        return super()._manifests(sent, repo, ref)
+
+
+def test_gcr_dangling_tag_refusal_deletes_the_tags_first_then_the_digest():
+    registry = DanglingTagRegistry(tag_delete="native")
+    client, adapter = make_client(registry.route, registry="https://gcr.test")
+    old, _raw = image(registry, "team/app", ["old", "older"], seed="old")
+    kept, _raw = image(registry, "team/app", ["stable"], seed="kept")
+    plan, deleted = delete(client, "team/app", None, digests=[old])
+    assert deleted == [{"type": "digest", "name": old, "digest": old, "removed_tags": ["old", "older"],
+                        "method": "digest", "api": "v2"}]
+    assert registry.tags["team/app"] == {"stable": kept} and old not in registry.manifests["team/app"]
+    deletes = [urlsplit(s.url).path.rsplit("/", 1)[1] for s in adapter.sent if s.method == "DELETE"]
+    deletes = [d for d in deletes if d != "sha256:" + "0" * 64]  # the probe: do deletes work at all
+    assert deletes[0] == old and sorted(deletes[1:3]) == ["old", "older"] and deletes[3:] == [old]
+    assert not plan.refused

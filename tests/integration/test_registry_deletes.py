@@ -1,0 +1,229 @@
+"""Deletes and prune through every personality (tests/lab/personalities.py): real ``ansible-playbook`` runs of
+``registry_delete`` (a safe tag delete, a digest delete) and the prune role (over its limit, check mode, for real),
+one run per personality (``delete_run``, playbooks/personality_deletes.yml). Each personality gets its own
+repositories, seeded in the upstream, so nothing here touches ``personas_images`` or another test's repositories.
+What is left is read from the upstream's storage (``tag_links``) and the upstream's V2 API, and what was sent from
+the personality's record of requests (``seen``), never from the collection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from tests.integration.runner import run_playbook
+from tests.lab import seed
+
+# How each service is driven: the delete API the module must use, where it is, and its credential. Harbor is found by
+# the systeminfo probe (delete_api auto); GitLab, ECR and GCR are plain V2 (auto: the probe answers 404).
+API_OPTIONS = {
+    "dockerhub": lambda p: {"delete_api": "dockerhub", "delete_api_url": p.url},
+    "ghcr": lambda p: {"delete_api": "ghcr", "delete_api_url": p.url, "api_token": p.api_token},
+    "quay": lambda p: {"delete_api": "quay", "api_token": p.api_token},
+    "harbor": lambda p: {},
+    "gitlab": lambda p: {},
+    "ecr": lambda p: {},
+    "gcr": lambda p: {},
+    "acr": lambda p: {"delete_api": "acr"},
+}
+# The API that deletes one tag of a shared digest (GHCR: none, refused) and how (deleted[].method).
+TAG_DELETE = {"dockerhub": ("dockerhub", "api"), "ghcr": None, "quay": ("v2", "native"),
+              "harbor": ("harbor", "api"), "gitlab": ("v2", "native"), "ecr": ("v2", "throwaway"),
+              "gcr": ("v2", "native"), "acr": ("acr", "api")}
+# The API that deletes a digest and how: Docker Hub by its tags, GHCR its version, the others V2.
+DIGEST_DELETE = {"dockerhub": ("dockerhub", "tags"), "ghcr": ("ghcr", "version")}
+# Where the services' own delete APIs live (paths on the api host); an api_token may go there and nowhere else.
+API_PATHS = {"dockerhub": ("/v2/auth/token", "/v2/repositories/"), "ghcr": ("/orgs/", "/users/"),
+             "quay": ("/api/v1/",), "harbor": ("/api/v2.0/",), "acr": ("/acr/v1/",)}
+WRITES = ("PUT", "PATCH", "DELETE")
+TOKEN_PATHS = ("/v2/auth/token", "/oauth2/token", "/oauth2/exchange")
+
+
+@dataclass
+class Seeded:
+    repos: dict
+    shared: dict  # tagdel: one image tagged gone and stays
+    doomed: dict  # digestdel: the image tagged b1 and b2, to delete
+    other: dict  # digestdel: the image tagged c, which stays
+    kept_index: dict  # digestdel: an index tagged j, which stays (GHCR: its child is asked for too)
+    keep: dict  # prune: tagged keep and old-x
+    old: dict  # prune: tagged old-y
+    keep_multi: dict  # prune: an index tagged keep-multi
+    old_multi: dict  # prune: an index tagged old-multi
+
+
+def seed_for(upstream, service: str) -> Seeded:
+    session = seed.LabSession(upstream)
+    repos = {kind: f"del-{service}/{kind}" for kind in ("tagdel", "digestdel", "prune")}
+    shared = seed.push_image(session, repos["tagdel"], "gone", layer_sizes=(200,), seed=2101)
+    seed.tag_manifest(session, repos["tagdel"], "stays", shared["raw"], shared["media_type"])
+    doomed = seed.push_image(session, repos["digestdel"], "b1", layer_sizes=(200,), seed=2201)
+    seed.tag_manifest(session, repos["digestdel"], "b2", doomed["raw"], doomed["media_type"])
+    other = seed.push_image(session, repos["digestdel"], "c", layer_sizes=(200,), seed=2202)
+    kept_index = seed.push_index(session, repos["digestdel"], "j", seed=2203)
+    keep = seed.push_image(session, repos["prune"], "keep", layer_sizes=(200,), seed=2301)
+    seed.tag_manifest(session, repos["prune"], "old-x", keep["raw"], keep["media_type"])
+    old = seed.push_image(session, repos["prune"], "old-y", layer_sizes=(200,), seed=2302)
+    keep_multi = seed.push_index(session, repos["prune"], "keep-multi", seed=2303)
+    old_multi = seed.push_index(session, repos["prune"], "old-multi", seed=2304)
+    return Seeded(repos, shared, doomed, other, kept_index, keep, old, keep_multi, old_multi)
+
+
+def steps(seen: list) -> dict[str, list]:
+    """The personality's requests split at the playbook's marks (GET /mark-<step>)."""
+    split: dict[str, list] = {}
+    current = None
+    for request in seen:
+        if request.path.startswith("/mark-"):
+            current = request.path[len("/mark-"):]
+            split[current] = []
+        elif current is not None:
+            split[current].append(request)
+    return split
+
+
+def writes(requests_seen: list) -> list:
+    return [(s.method, s.path) for s in requests_seen
+            if s.method in WRITES or (s.method == "POST" and not s.path.startswith(TOKEN_PATHS))]
+
+
+@pytest.fixture(scope="session")
+def delete_run(personality, personas_upstream):
+    service = personality.service
+    seeded = seed_for(personas_upstream, service)
+    digests = [seeded.doomed["digest"]]
+    if service == "ghcr":  # the child of a kept index: its untagged version must stay
+        digests.append(seeded.kept_index["children"][0]["digest"])
+    mark = len(personality.seen)
+    run = run_playbook("personality_deletes.yml", {
+        "conn": personality.conn(), "api": API_OPTIONS[service](personality), "repos": seeded.repos,
+        "digests": digests, "mark_url": personality.url, "anonymous": service == "dockerhub"})
+    run.seeded = seeded
+    run.steps = steps(personality.seen[mark:])
+    return run
+
+
+def succeeded(delete_run, step: str) -> dict:
+    result = delete_run.results[step]
+    assert not result.get("failed"), (result, delete_run.output[-3000:])
+    return result
+
+
+def entries(result: dict, kind: str) -> list[dict]:
+    return [e for e in result.get("deleted", []) if e["type"] == kind]
+
+
+def test_safe_tag_delete_keeps_the_sibling_and_the_digest(personality, delete_run):
+    service, seeded = personality.service, delete_run.seeded
+    result = succeeded(delete_run, "tagdel")
+    repo, digest = seeded.repos["tagdel"], seeded.shared["digest"]
+    assert seed.head_manifest(seed.LabSession(personality.upstream), repo, digest) == digest
+    if TAG_DELETE[service] is None:  # GHCR: the version carries a tag that stays
+        assert personality.tag_links(repo) == {"gone": digest, "stays": digest}
+        (refused,) = result["refused"]
+        assert refused["name"] == "gone" and refused["staying_tags"] == ["stays"]
+        assert "GHCR deletes a whole version" in refused["reason"]
+        assert not result["changed"] and not writes(delete_run.steps["tagdel"])
+        return
+    assert personality.tag_links(repo) == {"stays": digest}
+    (entry,) = entries(result, "tag")
+    assert (entry["api"], entry["method"]) == TAG_DELETE[service]
+    assert entry["shared_tags"] == ["stays"] and not result["refused"]
+
+
+def test_digest_delete_removes_it_with_its_tags(personality, delete_run):
+    service, seeded = personality.service, delete_run.seeded
+    result = succeeded(delete_run, "digestdel")
+    repo, doomed = seeded.repos["digestdel"], seeded.doomed["digest"]
+    upstream = seed.LabSession(personality.upstream)
+    assert personality.tag_links(repo) == {"c": seeded.other["digest"], "j": seeded.kept_index["digest"]}
+    (entry,) = entries(result, "digest")
+    assert entry["name"] == doomed and sorted(entry["removed_tags"]) == ["b1", "b2"]
+    assert (entry["api"], entry["method"]) == DIGEST_DELETE.get(service, ("v2", "digest"))
+    # Docker Hub has no digest delete: the manifest stays, untagged. Everywhere else it is gone.
+    assert (seed.head_manifest(upstream, repo, doomed) is None) == (service != "dockerhub")
+    for child in seeded.kept_index["children"]:
+        assert seed.head_manifest(upstream, repo, child["digest"]) == child["digest"]
+    if service == "ghcr":
+        child = seeded.kept_index["children"][0]["digest"]
+        (refused,) = result["refused"]
+        assert refused["name"] == child and "part of the kept index" in refused["reason"]
+    else:
+        assert not result["refused"]
+    if service == "gcr":  # GOOGLE_MANIFEST_DANGLING_TAG: the tags went first, then the digest
+        deletes = [s.path for s in delete_run.steps["digestdel"] if s.method == "DELETE" and s.status in (200, 202)]
+        assert deletes[-1].endswith(f"/manifests/{doomed}")
+        assert sorted(p.rsplit("/", 1)[1] for p in deletes[:-1]) == ["b1", "b2"]
+
+
+def prune_expected(service: str, seeded: Seeded) -> dict:
+    kept = {"keep": seeded.keep["digest"], "keep-multi": seeded.keep_multi["digest"]}
+    if service == "ghcr":  # old-x shares its version with keep: GHCR cannot delete it alone
+        kept["old-x"] = seeded.keep["digest"]
+    return kept
+
+
+def test_prune_over_its_limit_stops_before_the_first_delete(personality, delete_run):
+    result = delete_run.results["prune_max"]
+    assert result.get("failed") and "more than prune_max_deletions" in result["msg"], result
+    assert not writes(delete_run.steps["prune-max"])
+
+
+def test_prune_check_mode_sends_no_write(personality, delete_run):
+    result = succeeded(delete_run, "prune_check")
+    # The plan deletes (old-x, old-y, old-multi), the role read the repository, and nothing was written.
+    assert result["summary"]["kept"] == 2 and result["summary"]["deleted"] == 3
+    assert [s for s in delete_run.steps["prune-check"] if s.method == "GET" and "/tags/list" in s.path]
+    assert not writes(delete_run.steps["prune-check"])
+
+
+def test_prune_leaves_exactly_the_kept_set(personality, delete_run):
+    service, seeded = personality.service, delete_run.seeded
+    result = succeeded(delete_run, "prune_real")
+    repo = seeded.repos["prune"]
+    assert personality.tag_links(repo) == prune_expected(service, seeded)
+    upstream = seed.LabSession(personality.upstream)
+    for child in seeded.keep_multi["children"]:
+        assert seed.head_manifest(upstream, repo, child["digest"]) == child["digest"]
+    refused = {r["name"]: r for r in result["refused"]}
+    if service == "ghcr":
+        assert set(refused) == {"old-x"} and refused["old-x"]["staying_tags"] == ["keep"]
+    elif service == "dockerhub":  # untagged children of the deleted index: Hub deletes tags only
+        children = {c["digest"] for c in seeded.old_multi["children"]}
+        assert children <= set(refused)
+        assert all("Docker Hub deletes tags only" in refused[c]["reason"] for c in children)
+    else:
+        assert not refused
+        assert seed.head_manifest(upstream, repo, seeded.old["digest"]) is None
+        assert seed.head_manifest(upstream, repo, seeded.old_multi["digest"]) is None
+
+
+def test_api_token_goes_only_to_the_api(personality, delete_run):
+    service = personality.service
+    seen = [s for step in delete_run.steps.values() for s in step]
+    assert not [s for s in seen if s.server == "storage" and "Authorization" in s.headers]
+    if service not in ("ghcr", "quay"):
+        return
+    carrying = [s for s in seen if personality.api_token in s.headers.get("Authorization", "")]
+    # GHCR deletes only through its API; Quay took the OCI tag DELETE (tried first), so its token had no use.
+    assert bool(carrying) == (service == "ghcr"), [(s.server, s.path) for s in carrying]
+    assert all(s.server == "api" and s.path.startswith(API_PATHS[service]) for s in carrying), \
+        [(s.server, s.path) for s in carrying]
+
+
+def test_dockerhub_without_a_credential_fails_before_any_write(personas, delete_run, personality):
+    if personality.service != "dockerhub":
+        pytest.skip("Docker Hub only")
+    for key in ("anon_check", "anon_real"):
+        result = delete_run.results[key]
+        assert result.get("failed") and "needs its API" in result["msg"], result
+    assert not writes(delete_run.steps["anonymous"])
+    assert "stays" in personality.tag_links(delete_run.seeded.repos["tagdel"])
+
+
+def test_prune_asks_the_referrers_api_once_then_uses_the_tag_fallback(personality, delete_run):
+    """No personality has a referrers API that answers (Docker Hub and GHCR 404 by design, the others forward to the
+    upstream distribution 2.8, which has none): the facts ask once, learn it, and find referrers by their
+    ``sha256-<hex>`` tags in the tag list instead."""
+    asked = [s for s in delete_run.steps["prune-check"] if s.method == "GET" and "/referrers/" in s.path]
+    assert [s.status for s in asked] == [404]
