@@ -36,12 +36,12 @@ from ansible_collections.regops.registry.plugins.module_utils import _auth
 from ansible_collections.regops.registry.plugins.module_utils._transport import header_values, origin, response_error
 from ansible_collections.regops.registry.plugins.module_utils.client import parse_link_next
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput, RegistryError
+from ansible_collections.regops.registry.plugins.module_utils.reference import DOCKER_HUB_ALIASES
 
 SERVICES = ("dockerhub", "ghcr", "harbor", "quay", "acr")
 DELETE_APIS = ("auto", "v2") + SERVICES
 OWNER_TYPES = ("auto", "org", "user")
 DEFAULT_API_URLS = {"dockerhub": "https://hub.docker.com", "ghcr": "https://api.github.com"}
-DOCKER_HUB_HOSTS = frozenset({"docker.io", "registry-1.docker.io", "index.docker.io"})
 GITHUB_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 MAX_VERSION_PAGES = 1000
 
@@ -53,7 +53,7 @@ class ApiRefused(RegistryError):
 def service_for_host(host: str) -> str | None:
     """The service a registry host belongs to, when the host alone tells."""
     name = host.lower().rsplit(":", 1)[0] if not host.startswith("[") else host.lower()
-    if name in DOCKER_HUB_HOSTS:
+    if name in DOCKER_HUB_ALIASES:
         return "dockerhub"
     if name == "ghcr.io":
         return "ghcr"

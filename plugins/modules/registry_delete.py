@@ -282,7 +282,6 @@ from ansible_collections.regops.registry.plugins.module_utils.errors import Inva
 from ansible_collections.regops.registry.plugins.module_utils.options import concurrency
 from ansible_collections.regops.registry.plugins.module_utils.reference import (
     supported_digest,
-    validate_repository,
     validate_tag,
 )
 
@@ -311,7 +310,7 @@ def main() -> None:
 
     def requests_of(spec: dict) -> dict:
         """One repository's deletes, every name checked before any request."""
-        return {"repository": validate_repository(spec["repository"]),
+        return {"repository": rm.repository(spec["repository"]),
                 "tags": [validate_tag(t) for t in spec["tags"]],
                 "digests": [supported_digest(d) for d in spec["digests"]],
                 "blobs": [supported_digest(b) for b in spec["blobs"]],

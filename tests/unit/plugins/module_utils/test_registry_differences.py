@@ -357,7 +357,7 @@ def run_module(monkeypatch, capsys, module, args: dict, route) -> tuple[dict, li
 
 
 def test_modules_name_docker_hub_official_images_as_docker_does(monkeypatch, capsys):
-    from ansible_collections.regops.registry.plugins.modules import registry_manifest, registry_tags
+    from ansible_collections.regops.registry.plugins.modules import registry_delete, registry_manifest, registry_tags
 
     registry = MemoryRegistry()
     digests = three_images(registry)
@@ -378,6 +378,13 @@ def test_modules_name_docker_hub_official_images_as_docker_does(monkeypatch, cap
     manifest_requests = [(s.method, s.url.rsplit("/", 1)[1]) for s in sent if "/manifests/" in s.url]
     assert manifest_requests == [("HEAD", "t1"), ("GET", digests[1])]  # one pull, not two
     assert result["ratelimit"]["remaining"] == 46
+
+    check = {"registry": "docker.io", "repository": "app", "tags": ["t1"], "delete_api": "v2", "_ansible_check_mode": True}
+    result, sent = run_module(monkeypatch, capsys, registry_delete, check, hub.route)
+    assert not result.get("failed"), result
+    assert [d["name"] for d in result["deleted"]] == ["t1"]
+    assert {s.url.split("/v2/", 1)[1].split("/")[0:2] == ["library", "app"] for s in sent if "/v2/" in s.url
+            and not s.url.endswith("/v2/")} == {True}
 
 
 def test_registry_manifest_refuses_a_read_the_limit_cannot_pay(monkeypatch, capsys):
