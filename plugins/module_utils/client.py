@@ -116,6 +116,9 @@ class RegistryClient:
         self.native_tag_delete: bool | None = None
         self.referrers_api: bool | None = None  # learnt on first use: None unknown, False absent (404)
         self.ratelimit: RateLimit | None = None  # the pull rate limit manifest answers announced (lowest remaining)
+        # The smallest non-final upload chunk the registry accepts, as its upload sessions announce it
+        # (OCI-Chunk-Min-Length, distribution spec 1.1); 0 until one does.
+        self.chunk_min_length = 0
         self._ratelimit_lock = threading.Lock()
         self._secrets = credentials.secrets()  # includes the base64 of user:password
         self.origin = origin(location.base_url)
@@ -572,6 +575,7 @@ class RegistryClient:
                                 operation=f"starting an upload to {repository}", headers={"Content-Length": "0"},
                                 ok=(202,), retry_safe=True)
         response.close()
+        self._note_chunk_minimum(response)
         return self._upload_location(response, "starting an upload")
 
     def mount_blob(self, repository: str, digest: str, source_repository: str) -> str | None:
@@ -583,7 +587,14 @@ class RegistryClient:
         response.close()
         if response.status_code == 201:
             return None
+        self._note_chunk_minimum(response)
         return self._upload_location(response, "mounting a blob")
+
+    def _note_chunk_minimum(self, response) -> None:
+        """Remember the registry's minimum chunk (an S3-backed store refuses smaller non-final parts)."""
+        value = (response.headers.get("OCI-Chunk-Min-Length") or "").strip()
+        if value.isdigit():
+            self.chunk_min_length = max(self.chunk_min_length, int(value))
 
     def _upload_location(self, response, operation: str) -> str:
         location = response.headers.get("Location")

@@ -197,6 +197,7 @@ def _upload_chunks(client, repository: str, location: str, path: str, size: int,
     """PATCH chunk after chunk; after a failure ask the registry where it is and resume from there."""
     offset = 0
     resumes = 0
+    chunk_size = max(chunk_size, client.chunk_min_length)  # announced by the session just opened
     while offset < size:
         if before_chunk:
             before_chunk()

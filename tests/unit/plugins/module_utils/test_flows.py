@@ -118,6 +118,30 @@ def test_upload_with_a_given_digest_hashes_alongside_the_chunks(tmp_path):
     assert again.how == "exists" and [s.method for s in adapter.sent[sent:]] == ["HEAD"]
 
 
+@pytest.mark.parametrize("given_digest", [False, True])
+def test_chunks_grow_to_the_minimum_the_registry_announces(tmp_path, given_digest):
+    """ECR: non-final parts of at least 5 MiB (OCI-Chunk-Min-Length on the POST), PATCH answered 201."""
+    registry = MemoryRegistry(chunk_min=5 << 20)
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(range(256)) * 4096 * 12)  # 12 MiB
+    digest, size = file_digest(str(path))
+    client, adapter = make_client(registry.route)
+    result = upload_file(client, "a", str(path), digest=digest if given_digest else None, chunk_size=2 << 20)
+    assert (result.digest, result.how) == (digest, "uploaded") and registry.blobs["a"][digest] == path.read_bytes()
+    patches = [len(s.body) for s in adapter.sent if s.method == "PATCH"]
+    assert patches == [5 << 20, 5 << 20, 2 << 20]
+
+
+def test_streamed_copy_to_a_registry_with_a_chunk_minimum_is_one_put():
+    registry = MemoryRegistry(chunk_min=5 << 20, mount=False)
+    blob = registry.add_blob("src", bytes(range(256)) * 4096 * 7)  # 7 MiB
+    source, _ = make_client(registry.route)
+    target, adapter = make_client(registry.route, registry="https://other.test")
+    result = transfer_blob(source, "src", target, "dst", blob, len(registry.blobs["src"][blob]))
+    assert result.how == "uploaded" and registry.blobs["dst"][blob] == registry.blobs["src"][blob]
+    assert not [s for s in adapter.sent if s.method == "PATCH"]
+
+
 def test_upload_with_a_wrong_digest_is_refused_and_cancelled(tmp_path):
     registry = MemoryRegistry()
     path = tmp_path / "blob"
