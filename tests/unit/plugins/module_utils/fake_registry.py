@@ -112,12 +112,12 @@ class MemoryRegistry:
     "greedy" (early zot: deletes the manifest and every tag on it); ``deletes`` False answers 405 UNSUPPORTED;
     ``mount`` False answers 202 with a session; ``fail_patch`` = set of PATCH numbers that fail with 503 after
     storing half of their bytes; ``racing_deletes`` = how many digest DELETEs fail as in 2.8's tag-link race;
-    ``chunk_min`` > 0: ECR's uploads (an upload session announces ``OCI-Chunk-Min-Length``, a PATCH answers 201, the
-    closing PUT refuses a session whose non-final parts were smaller).
+    ``chunk_min`` > 0: ECR's uploads (a PATCH answers 201, the closing PUT refuses a session whose non-final parts
+    were smaller), the minimum announced as ``OCI-Chunk-Min-Length`` if ``announce_chunk_min``.
     """
 
     def __init__(self, tag_delete="none", deletes=True, mount=True, fail_patch=(), racing_deletes=0, referrers_api=False,
-                 chunk_min=0):
+                 chunk_min=0, announce_chunk_min=True):
         self.manifests: dict = {}
         self.tags: dict = {}
         self.blobs: dict = {}
@@ -127,7 +127,7 @@ class MemoryRegistry:
         # distribution 2.8 under concurrent tag writes: the manifest goes, its tags stay (dangling), HTTP 500.
         self.racing_deletes = racing_deletes
         self.referrers_api = referrers_api
-        self.chunk_min = chunk_min
+        self.chunk_min, self.announce_chunk_min = chunk_min, announce_chunk_min
         self.parts: dict = {}  # upload id -> sizes of its PATCHes
 
     def add_blob(self, repo, data: bytes) -> str:
@@ -233,7 +233,7 @@ class MemoryRegistry:
                     return Answer(201, [("Location", f"/v2/{repo}/blobs/{digest}"), ("Docker-Content-Digest", digest)])
             uid = f"u{len(self.uploads) + 1}"
             self.uploads[uid] = bytearray()
-            minimum = [("OCI-Chunk-Min-Length", str(self.chunk_min))] if self.chunk_min else []
+            minimum = [("OCI-Chunk-Min-Length", str(self.chunk_min))] if self.chunk_min and self.announce_chunk_min else []
             return Answer(202, [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=s{uid}"), ("Range", "0-0")]
                           + minimum)
         if uid not in self.uploads:
