@@ -867,6 +867,16 @@ class ECR(Personality):
     - ``n`` above 1000 refused: https://github.com/google/go-containerregistry/issues/681 .
     - Blob GETs 307 to S3 presigned URLs that refuse an ``Authorization`` header:
       https://github.com/renovatebot/renovate/issues/3877 , https://github.com/open-policy-agent/opa/issues/6728 .
+    - Uploads: every part but the last at least 5 MiB, checked when the upload is closed (LayerPartTooSmallException
+      "Layer parts must be at least 5 MiB in size" is an error of CompleteLayerUpload, the call behind the closing
+      PUT: https://docs.rs/aws-sdk-ecr/0.24.0/aws_sdk_ecr/error/enum.CompleteLayerUploadErrorKind.html ; CloudTrail
+      "All layer parts except the last part should be at least 5MB":
+      https://github.com/dotnet/sdk-container-builds/issues/424 , and
+      https://github.com/dotnet/sdk-container-builds/pull/279 by the AWS SDK team). The V2 status of that refusal is
+      not documented: 400 ``BLOB_UPLOAD_INVALID`` here, the upload abandoned. Nothing says ECR announces the minimum
+      (``OCI-Chunk-Min-Length``, distribution spec 1.1): ``announce_chunk_min`` is off, a test may turn it on.
+    - A PATCH answers 201, not 202 (dotnet/sdk-container-builds#279, https://github.com/openai/tart/issues/273 ,
+      https://github.com/kitops-ml/kitops/issues/821 ).
     """
 
     service = "ecr"
@@ -876,6 +886,39 @@ class ECR(Personality):
     username = "AWS"
     password = "ecr-authorization-token"
     tags_max = 1000
+    chunk_min = 5 << 20
+    announce_chunk_min = False
+
+    def __init__(self, upstream) -> None:
+        super().__init__(upstream)
+        self.parts: dict[str, list[int]] = {}  # upload session -> sizes of its PATCHes
+
+    def v2(self, req: Incoming, name: str, kind: str, rest: str) -> Reply:
+        if kind == "blobs" and rest.startswith("uploads") and self.allows(self.grant_for(req), name, "push"):
+            return self.upload(req, rest)
+        return super().v2(req, name, kind, rest)
+
+    def upload(self, req: Incoming, rest: str) -> Reply:
+        session = rest.rstrip("/").rpartition("/")[2]
+        if req.method == "PATCH":
+            reply = self.forward(req)
+            if reply.status == 202:
+                with self._lock:
+                    self.parts.setdefault(session, []).append(len(req.body))
+                reply.status = 201
+            return reply
+        if req.method == "PUT":
+            with self._lock:
+                parts = self.parts.pop(session, []) + ([len(req.body)] if req.body else [])
+            if any(part < self.chunk_min for part in parts[:-1]):
+                self.forward(Incoming(req.server, "DELETE", req.path, {}, {}, b"", req.raw_path, req.raw_query))
+                return registry_error(400, "BLOB_UPLOAD_INVALID",
+                                      "All layer parts except the last part should be at least 5MB")
+            return self.forward(req)
+        reply = self.forward(req)
+        if req.method == "POST" and reply.status == 202 and self.announce_chunk_min:
+            reply.headers.append(("OCI-Chunk-Min-Length", str(self.chunk_min)))
+        return reply
 
 
 class GCR(Personality):
