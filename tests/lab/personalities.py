@@ -33,7 +33,7 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from re import fullmatch
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
@@ -42,7 +42,7 @@ import requests
 
 from tests.lab import faultproxy, transcripts
 
-SERVICES = ("dockerhub", "ghcr", "quay", "harbor", "gitlab", "ecr", "gcr", "acr")
+SERVICES = ("dockerhub", "ghcr", "quay", "harbor", "gitlab", "ecr", "gcr", "acr", "nexus", "artifactory")
 WINDOW = 21600  # Docker Hub's rate-limit window: six hours, in seconds
 HOP_BY_HOP = faultproxy.HOP_BY_HOP | {"content-length", "content-encoding"}
 V2_PATH = r"/v2/(?P<name>.+?)/(?P<kind>manifests|blobs|tags|referrers)/(?P<rest>.*)"
@@ -950,6 +950,84 @@ class GCR(Personality):
         return super().delete_manifest(req, name, reference)
 
 
+class Nexus(Personality):
+    """Sonatype Nexus Repository (a Docker hosted repository), emulated from reported behaviour.
+
+    - HEAD of a manifest by tag answers 404 (an HTML page) where GET works: reported for 3.2.1 (2017) and still for
+      Nexus OSS in 2026: https://github.com/andrey-pohilko/registry-cli/issues/14 ,
+      https://github.com/andrey-pohilko/registry-cli/issues/43 , https://github.com/crazy-max/diun/issues/1614 .
+      HEAD by digest works here (no report says otherwise).
+    - Tag lists without pagination: ``n`` ignored, no ``Link``: https://github.com/sonatype/nexus-public/issues/209
+      (reported working again in 3.64).
+    - No ``Docker-Content-Digest`` on manifest answers (reported with some setups; distribution/distribution#3792,
+      regclient/regclient#363 list registries that omit it): the digest is the hash of the bytes.
+    - Basic auth (Nexus's default realm; the Docker Bearer Token Realm is optional); blobs served by Nexus itself.
+    - V2 DELETE by digest forwarded (Nexus documents deleting images by manifest digest); a tag DELETE refused
+      (405 ``UNSUPPORTED``: the status is not documented).
+    """
+
+    service = "nexus"
+    title = "Nexus"
+    token_service = "nexus"
+    bearer = False
+    redirect_blobs = False
+    username = "deployer"
+
+    def read_manifest(self, req: Incoming) -> Reply:
+        reference = req.path.rpartition("/manifests/")[2]
+        if req.method == "HEAD" and not reference.startswith("sha256:"):
+            return Reply(404, [("Content-Type", "text/html")], b"<html><title>404 - Nexus Repository Manager</title>")
+        reply = self.forward(req)
+        reply.headers = [(k, v) for k, v in reply.headers if k.lower() != "docker-content-digest"]
+        return reply
+
+    def last_page(self, req: Incoming, name: str, tags: list[str]) -> Reply:
+        return json_reply(200, {"name": name, "tags": tags})
+
+
+class Artifactory(Personality):
+    """JFrog Artifactory (a Docker repository reached by its repository path), emulated from reported behaviour.
+
+    - The V2 API under a path prefix, ``/artifactory/api/docker/<repo-key>/v2/...`` (JFrog's repository path method;
+      the form used in https://github.com/renovatebot/renovate/issues/15080 ); the registry URL carries that prefix.
+    - Its ``Link`` for the next page of tags drops the repository part of the path (JFrog RTFACT-18971, deferred;
+      renovatebot/renovate#15080, https://github.com/renovatebot/renovate/pull/20745 ): ``</v2/<name>/tags/list?...>``.
+      The catalog's next link, forwarded from the upstream, loses the prefix the same way.
+    - Bearer tokens from a realm under the same prefix, service = the host.
+    - V2 DELETE by digest forwarded; a tag DELETE refused (405 ``UNSUPPORTED``: the status is not documented).
+    """
+
+    service = "artifactory"
+    title = "Artifactory"
+    prefix = "/artifactory/api/docker/docker-local"
+    realm_path = "/v2/token"
+    realm_on_auth_host = False
+    redirect_blobs = False
+    username = "ci-deployer"
+
+    def __init__(self, upstream) -> None:
+        super().__init__(upstream)
+        self.token_service = self.origin("api").split("://", 1)[1]
+
+    @property
+    def url(self) -> str:
+        """The registry URL, prefix included (what ``registry`` is set to)."""
+        return self.origin("api") + self.prefix
+
+    @property
+    def host(self) -> str:
+        """The host image references name (the prefix lives in the registry URL only)."""
+        return self.origin("api").split("://", 1)[1]
+
+    def handle(self, req: Incoming) -> Reply:
+        if req.server != "api":
+            return super().handle(req)
+        if not req.path.startswith(self.prefix + "/"):
+            return Reply(404, [("Content-Type", "application/json")], b'{"errors":[{"status":404,"message":"Not Found"}]}')
+        inner = replace(req, path=req.path[len(self.prefix):], raw_path=req.raw_path[len(self.prefix):])
+        return super().handle(inner)
+
+
 class ACR(Personality):
     """Azure Container Registry, emulated.
 
@@ -1037,7 +1115,7 @@ class ACR(Personality):
         return json_reply(200, {"registry": self.host, "imageName": name, "manifests": entries}, headers)
 
 
-CLASSES = {cls.service: cls for cls in (DockerHub, GHCR, Quay, Harbor, GitLab, ECR, GCR, ACR)}
+CLASSES = {cls.service: cls for cls in (DockerHub, GHCR, Quay, Harbor, GitLab, ECR, GCR, ACR, Nexus, Artifactory)}
 
 
 def personality_for(service: str, upstream) -> Personality:

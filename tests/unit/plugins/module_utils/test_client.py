@@ -69,6 +69,22 @@ def test_absolute_link_followed_verbatim():  # EP-03
     assert adapter.sent[-1].url == "https://reg.test/v2/a/tags/list?n=100&next_page=opaque"
 
 
+def test_next_link_without_the_base_path_gets_it_back():  # EP-10, Artifactory RTFACT-18971
+    prefix = "https://reg.test/artifactory/api/docker/local"
+    pages = {f"{prefix}/v2/a/tags/list?n=2": (["1", "2"], '</v2/a/tags/list?last=2&n=2>; rel="next"'),
+             f"{prefix}/v2/a/tags/list?last=2&n=2": (["3"], None)}
+
+    def route(sent):
+        if sent.url.endswith("/v2/"):
+            return Answer(200)
+        tags, link = pages[sent.url]
+        return json_answer({"name": "a", "tags": tags}, [("Link", link)] if link else [])
+
+    client, adapter = make_client(route, registry=prefix)
+    assert client.list_tags("a", page_size=2) == ["1", "2", "3"]
+    assert adapter.sent[-1].url == f"{prefix}/v2/a/tags/list?last=2&n=2"
+
+
 def test_pagination_loop_guards():  # EP-06
     def route(sent):
         if sent.url.endswith("/v2/"):
