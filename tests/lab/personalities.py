@@ -1,5 +1,5 @@
 """Personalities: emulations of hosted registries (Docker Hub, GHCR, Quay, Harbor, GitLab, ECR, Artifact Registry/GCR,
-ACR) in front of a plain lab registry, on 127.0.0.1.
+ACR, Nexus, Artifactory) in front of a plain lab registry, on 127.0.0.1.
 
 None of these services can be reached from a test machine. A personality reproduces what a service's documentation
 (or a maintainer's word in an issue thread) says it does, where it differs from distribution 2.8: its auth shape and
