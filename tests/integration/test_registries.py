@@ -14,6 +14,7 @@ import requests
 from tests.integration.runner import run_module, run_playbook
 from tests.lab import seed
 
+
 @pytest.fixture(scope="session")
 def personality_run(personality, personas_target):
     service = personality.service

@@ -247,8 +247,8 @@ class MemoryRegistry:
                 return Answer(503)
             buffer.extend(sent.body)
             self.parts.setdefault(uid, []).append(len(sent.body))
-            return Answer(201 if self.chunk_min else 202, [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=x"),
-                                ("Range", f"0-{len(buffer) - 1}")])
+            headers = [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=x"), ("Range", f"0-{len(buffer) - 1}")]
+            return Answer(201 if self.chunk_min else 202, headers)
         if sent.method == "GET":
             return Answer(204, location + [("Range", f"bytes=0-{len(buffer) - 1}")])
         if sent.method == "DELETE":

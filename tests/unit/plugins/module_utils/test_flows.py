@@ -169,7 +169,7 @@ def test_a_digest_refusal_at_the_close_is_not_sent_again(tmp_path):
 def test_streamed_copy_to_a_registry_with_a_chunk_minimum_is_one_put():
     registry = MemoryRegistry(chunk_min=5 << 20, mount=False)
     blob = registry.add_blob("src", bytes(range(256)) * 4096 * 7)  # 7 MiB
-    source, _ = make_client(registry.route)
+    source = make_client(registry.route)[0]
     target, adapter = make_client(registry.route, registry="https://other.test")
     result = transfer_blob(source, "src", target, "dst", blob, len(registry.blobs["src"][blob]))
     assert result.how == "uploaded" and registry.blobs["dst"][blob] == registry.blobs["src"][blob]
