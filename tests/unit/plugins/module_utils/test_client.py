@@ -359,3 +359,24 @@ def test_a_registry_asking_for_new_scopes_forever_is_stopped():
     with pytest.raises(RegistryError, match="kept asking for authentication"):
         client.list_tags("a")
     assert len(asked) <= 1 + 7  # the ping, then the capped rounds
+
+
+def test_a_tag_head_404_contradicted_by_get_makes_every_tag_404_confirmed():  # Nexus: HEAD 404 where GET works
+    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+
+    def route(sent):
+        if sent.url.endswith("/v2/"):
+            return Answer(200)
+        if sent.method == "HEAD":
+            return Answer(404, [("Content-Type", "text/html")])
+        if sent.url.endswith("/manifests/gone"):
+            return error(404, "MANIFEST_UNKNOWN")
+        return Answer(200, [("Content-Type", OCI_MANIFEST)], raw)  # no Docker-Content-Digest either
+
+    client, adapter = make_client(route)
+    assert client.head_manifest("a", "1") is None  # nothing learnt yet: a HEAD 404 is believed
+    assert client.head_manifest("a", "1", confirm_missing=True).digest == digest
+    assert client.head_manifest("a", "2").digest == digest  # learnt: confirmed without being asked
+    assert client.head_manifest("a", "gone") is None
+    assert [s.method for s in adapter.sent[-2:]] == ["HEAD", "GET"]
