@@ -14,7 +14,7 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from ansible_collections.regops.registry.plugins.module_utils import _auth
 from ansible_collections.regops.registry.plugins.module_utils._authenticator import Authenticator
@@ -115,7 +115,11 @@ class RegistryClient:
         # Learned per run by the safe tag delete: None = not tried yet, then whether OCI tag DELETE works.
         self.native_tag_delete: bool | None = None
         self.referrers_api: bool | None = None  # learnt on first use: None unknown, False absent (404)
+        self.head_misses_tags = False  # learnt: a tag's HEAD answered 404 where its GET found it (Nexus)
         self.ratelimit: RateLimit | None = None  # the pull rate limit manifest answers announced (lowest remaining)
+        # The smallest non-final upload chunk the registry accepts, as its upload sessions announce it
+        # (OCI-Chunk-Min-Length, distribution spec 1.1); 0 until one does.
+        self.chunk_min_length = 0
         self._ratelimit_lock = threading.Lock()
         self._secrets = credentials.secrets()  # includes the base64 of user:password
         self.origin = origin(location.base_url)
@@ -295,8 +299,19 @@ class RegistryClient:
             if nxt and not page:
                 self.warn(f"{operation}: the registry sent an empty page with a next link; stopping")
                 break
-            url = urljoin(response.url or url, nxt) if nxt else None
+            url = self._under_base_path(urljoin(response.url or url, nxt)) if nxt else None
         return items
+
+    def _under_base_path(self, url: str) -> str:
+        """A next link of this registry's host that lost the registry's base path gets it back: Artifactory's links
+        drop the repository prefix (JFrog RTFACT-18971, renovatebot/renovate#15080)."""
+        base = self.location.base_path.rstrip("/")
+        parts = urlsplit(url)
+        if not base or parts.path.startswith(base + "/") or not parts.path.startswith("/v2/"):
+            return url
+        if parts.netloc != urlsplit(self.location.base_url).netloc:
+            return url
+        return urlunsplit(parts._replace(path=base + parts.path))
 
     def catalog(self, page_size: int | None = None) -> list[str]:
         scopes = [_auth.Scope("registry", "catalog", ("*",))]
@@ -322,8 +337,9 @@ class RegistryClient:
     def head_manifest(self, repository: str, reference: str, confirm_missing: bool = False) -> ManifestHead | None:
         """Resolve a tag or digest cheaply; ``None`` when it does not exist (EP-12).
 
-        ``confirm_missing``: a 404 is confirmed with a GET (old Nexus answered HEAD 404 where GET worked);
-        worth it only for tags that were just listed.
+        ``confirm_missing``: a 404 is confirmed with a GET (Nexus answers HEAD 404 for a tag where GET works);
+        worth it for tags that were just listed or must exist. Once a GET contradicted a HEAD, the client confirms
+        every tag's 404 (``head_misses_tags``).
         """
         op = f"resolving {repository}@{reference}" if ":" in reference else f"resolving {repository}:{reference}"
         response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", scopes=self.pull(repository),
@@ -331,10 +347,13 @@ class RegistryClient:
         response.close()
         self._note_ratelimit(response)
         if response.status_code == 404:
-            if not confirm_missing:
+            if not (confirm_missing or (self.head_misses_tags and ":" not in reference)):
                 return None
             manifest = self.get_manifest(repository, reference, missing_ok=True)
-            return None if manifest is None else ManifestHead(manifest.digest, manifest.media_type, len(manifest.raw))
+            if manifest is None:
+                return None
+            self.head_misses_tags = True  # from now on every tag's HEAD 404 is confirmed with a GET
+            return ManifestHead(manifest.digest, manifest.media_type, len(manifest.raw))
         digest = response.headers.get("Docker-Content-Digest")
         media_type = bare_media_type(response.headers.get("Content-Type", ""))
         size = response.headers.get("Content-Length")
@@ -572,6 +591,7 @@ class RegistryClient:
                                 operation=f"starting an upload to {repository}", headers={"Content-Length": "0"},
                                 ok=(202,), retry_safe=True)
         response.close()
+        self._note_chunk_minimum(response)
         return self._upload_location(response, "starting an upload")
 
     def mount_blob(self, repository: str, digest: str, source_repository: str) -> str | None:
@@ -583,7 +603,14 @@ class RegistryClient:
         response.close()
         if response.status_code == 201:
             return None
+        self._note_chunk_minimum(response)
         return self._upload_location(response, "mounting a blob")
+
+    def _note_chunk_minimum(self, response) -> None:
+        """Remember the registry's minimum chunk (an S3-backed store refuses smaller non-final parts)."""
+        value = (response.headers.get("OCI-Chunk-Min-Length") or "").strip()
+        if value.isdigit():
+            self.chunk_min_length = max(self.chunk_min_length, int(value))
 
     def _upload_location(self, response, operation: str) -> str:
         location = response.headers.get("Location")

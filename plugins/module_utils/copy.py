@@ -89,9 +89,10 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
     Without a ``plan``, two HEADs come first: when the target already has the source's digest nothing is read
     (no GET, so no pull counted on Docker Hub).
     """
-    current = client.head_manifest(repository, tag)
+    head = None if plan is not None else source_client.head_manifest(source_repository, source_reference,
+                                                                     confirm_missing=True)
+    current = client.head_manifest(repository, tag)  # after the source: what that HEAD taught the client counts
     if plan is None:
-        head = source_client.head_manifest(source_repository, source_reference)
         if head is None:
             raise RegistryError(f"the source {source_repository}:{source_reference} does not exist",
                                 operation=f"copying to {repository}:{tag}", status=404)
@@ -123,7 +124,7 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
     if check_mode:
         return result
     written = client.put_manifest(repository, tag, plan.manifest.raw, plan.manifest.media_type, list_referrer=True)
-    check = client.head_manifest(repository, tag)
+    check = client.head_manifest(repository, tag, confirm_missing=True)
     if written != source_digest or check is None or check.digest != source_digest:
         raise RegistryError(
             f"after writing, {repository}:{tag} has digest {check.digest if check else 'none'}, "

@@ -20,6 +20,7 @@ from ansible_collections.regops.registry.plugins.module_utils.errors import Regi
 DEFAULT_CHUNK_SIZE = 64 << 20
 READ_BLOCK = 1 << 20
 MAX_RESUMES = 5
+S3_MIN_PART = 5 << 20  # the smallest non-final part S3 multipart uploads (and so ECR) accept
 
 
 @dataclass
@@ -148,20 +149,18 @@ def upload_file(client, repository: str, path: str, *, digest: str | None = None
         return BlobResult(actual, size, "exists", False)
     if check_mode:
         return BlobResult(actual, size, "uploaded", True)
+    if size > chunk_size:
+        _upload_in_chunks(client, repository, path, size, actual, chunk_size)
+        return BlobResult(actual, size, "uploaded", True)
     location = client.start_upload(repository)
+    body = FileSlice(path, 0, size)
     try:
-        if size <= chunk_size:
-            body = FileSlice(path, 0, size)
-            try:
-                client.finish_upload(location, repository, actual, body=body, length=size)
-            finally:
-                body.close()
-        else:
-            location = _upload_chunks(client, repository, location, path, size, chunk_size)
-            client.finish_upload(location, repository, actual)
+        client.finish_upload(location, repository, actual, body=body, length=size)
     except BaseException:
         client.cancel_upload(location, repository)
         raise
+    finally:
+        body.close()
     return BlobResult(actual, size, "uploaded", True)
 
 
@@ -181,15 +180,49 @@ def _upload_chunks_while_hashing(client, repository: str, path: str, size: int, 
             if hashing.done():
                 _check_file_digest(path, digest, hashing.result()[0])
 
-        location = client.start_upload(repository)
-        try:
-            location = _upload_chunks(client, repository, location, path, size, chunk_size, stop_if_mismatched)
-            _check_file_digest(path, digest, hashing.result()[0])
-            client.finish_upload(location, repository, digest)
-        except BaseException:
-            client.cancel_upload(location, repository)
-            raise
+        _upload_in_chunks(client, repository, path, size, digest, chunk_size, stop_if_mismatched,
+                          lambda: _check_file_digest(path, digest, hashing.result()[0]))
     return BlobResult(digest, size, "uploaded", True)
+
+
+def _upload_in_chunks(client, repository: str, path: str, size: int, digest: str, chunk_size: int,
+                      before_chunk: Callable[[], None] | None = None,
+                      before_close: Callable[[], None] | None = None) -> None:
+    """One chunked upload session; sent again in S3-sized parts when the registry refused smaller ones.
+
+    ECR refuses, when the upload is closed, non-final parts under 5 MiB (LayerPartTooSmallException of
+    CompleteLayerUpload) without announcing a minimum: the 400 that closes such an upload is answered with one more
+    session in 5 MiB parts, never more.
+    """
+    try:
+        _upload_session(client, repository, path, size, digest, chunk_size, before_chunk, before_close)
+    except RegistryError as exc:
+        if not _small_parts_refused(exc, client, chunk_size, size):
+            raise
+        client.warn(f"the registry refused upload chunks under {S3_MIN_PART} bytes; sending {path} again in "
+                    f"{S3_MIN_PART}-byte chunks")
+        client.chunk_min_length = max(client.chunk_min_length, S3_MIN_PART)
+        _upload_session(client, repository, path, size, digest, chunk_size, before_chunk, before_close)
+
+
+def _small_parts_refused(exc: RegistryError, client, chunk_size: int, size: int) -> bool:
+    """A 400 closing an upload whose non-final chunks were under 5 MiB, for a reason other than the digest."""
+    sent_chunk = max(chunk_size, client.chunk_min_length)
+    return (exc.status == 400 and exc.method == "PUT" and "DIGEST_INVALID" not in exc.codes
+            and sent_chunk < S3_MIN_PART < size)
+
+
+def _upload_session(client, repository: str, path: str, size: int, digest: str, chunk_size: int,
+                    before_chunk: Callable[[], None] | None, before_close: Callable[[], None] | None) -> None:
+    location = client.start_upload(repository)
+    try:
+        location = _upload_chunks(client, repository, location, path, size, chunk_size, before_chunk)
+        if before_close:
+            before_close()
+        client.finish_upload(location, repository, digest)
+    except BaseException:
+        client.cancel_upload(location, repository)
+        raise
 
 
 def _upload_chunks(client, repository: str, location: str, path: str, size: int, chunk_size: int,
@@ -197,6 +230,7 @@ def _upload_chunks(client, repository: str, location: str, path: str, size: int,
     """PATCH chunk after chunk; after a failure ask the registry where it is and resume from there."""
     offset = 0
     resumes = 0
+    chunk_size = max(chunk_size, client.chunk_min_length)  # announced by the session just opened
     while offset < size:
         if before_chunk:
             before_chunk()

@@ -59,6 +59,9 @@ options:
   chunk_size:
     description:
       - Files up to this size go in one request; larger files in chunks of this size. Accepts units (C(64MB), C(1GiB)).
+      - A registry that announces a minimum chunk (C(OCI-Chunk-Min-Length)) gets chunks of at least that size. When
+        the registry refuses to close an upload sent in chunks under 5 MiB (Amazon ECR, which announces nothing),
+        the file is sent once more in 5 MiB chunks, with a warning.
     type: str
     default: 64MiB
   concurrency:

@@ -243,7 +243,7 @@ def main() -> None:
         repository = rm.repository(rm.params["repository"])
         reference = validate_reference(rm.params["reference"])
         workers = concurrency(rm.params["concurrency"])
-        head = rm.client.head_manifest(repository, reference)
+        head = rm.client.head_manifest(repository, reference, confirm_missing=True)
         if head is None:
             rm.client.get_manifest(repository, reference)  # the registry's own words for the failure
         gatherer = FactsGatherer(rm.client, workers, min_ratelimit_remaining(rm.params["min_ratelimit_remaining"]))

@@ -143,3 +143,15 @@ def test_dockerhub_exhausted_rate_limit_stops_before_the_429(personas):
     assert result.get("failed")
     assert "rate limit" in result["msg"].lower()
     assert not [s for s in hub.seen[mark:] if s.status == 429]
+
+
+def test_artifactory_tag_pages_follow_links_that_lost_the_prefix(personas):
+    """Artifactory's next link drops the repository prefix (RTFACT-18971): the client puts it back."""
+    artifactory = personas("artifactory")
+    mark = len(artifactory.seen)
+    result, _rss = run_module("registry_tags", {**artifactory.conn(), "repository": "seed/paged", "page_size": 2})
+    assert not result.get("failed"), result
+    assert result["tags"] == artifactory.images["paged"]
+    pages = [s for s in artifactory.seen[mark:] if "/tags/list" in s.path]
+    assert [s.status for s in pages] == [200, 200, 200]
+    assert all(s.path.startswith(artifactory.prefix + "/v2/seed/paged/tags/list") for s in pages)

@@ -25,11 +25,14 @@ API_OPTIONS = {
     "ecr": lambda p: {},
     "gcr": lambda p: {},
     "acr": lambda p: {"delete_api": "acr"},
+    "nexus": lambda p: {},
+    "artifactory": lambda p: {},
 }
 # The API that deletes one tag of a shared digest (GHCR: none, refused) and how (deleted[].method).
 TAG_DELETE = {"dockerhub": ("dockerhub", "api"), "ghcr": None, "quay": ("v2", "native"),
               "harbor": ("harbor", "api"), "gitlab": ("v2", "native"), "ecr": ("v2", "throwaway"),
-              "gcr": ("v2", "native"), "acr": ("acr", "api")}
+              "gcr": ("v2", "native"), "acr": ("acr", "api"),
+              "nexus": ("v2", "throwaway"), "artifactory": ("v2", "throwaway")}
 # The API that deletes a digest and how: Docker Hub by its tags, GHCR its version, the others V2.
 DIGEST_DELETE = {"dockerhub": ("dockerhub", "tags"), "ghcr": ("ghcr", "version")}
 # Where the services' own delete APIs live (paths on the api host); an api_token may go there and nowhere else.
@@ -97,7 +100,7 @@ def delete_run(personality, personas_upstream):
     mark = len(personality.seen)
     run = run_playbook("personality_deletes.yml", {
         "conn": personality.conn(), "api": API_OPTIONS[service](personality), "repos": seeded.repos,
-        "digests": digests, "mark_url": personality.url, "anonymous": service == "dockerhub"})
+        "digests": digests, "mark_url": personality.origin("api"), "anonymous": service == "dockerhub"})
     run.seeded = seeded
     run.steps = steps(personality.seen[mark:])
     return run

@@ -5,7 +5,7 @@ pytest tmp dir, stopped at the end. ``lab``: parametrized over the three modes (
 ``lab_session``: a seeding ``LabSession`` (user alice) for ``lab``.
 ``personas_upstream``: the plain registry behind every personality; ``personas_images``: what is seeded there once
 (``seed/app`` tags 1.0 and latest on one single-platform image, ``seed/multi:2.0`` a two-platform index).
-``personality``: parametrized over the eight services (ids dockerhub, ghcr, ...), one per service for the session.
+``personality``: parametrized over the ten services (ids dockerhub, ghcr, ...), one per service for the session.
 """
 
 from __future__ import annotations

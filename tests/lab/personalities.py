@@ -1,5 +1,5 @@
 """Personalities: emulations of hosted registries (Docker Hub, GHCR, Quay, Harbor, GitLab, ECR, Artifact Registry/GCR,
-ACR) in front of a plain lab registry, on 127.0.0.1.
+ACR, Nexus, Artifactory) in front of a plain lab registry, on 127.0.0.1.
 
 None of these services can be reached from a test machine. A personality reproduces what a service's documentation
 (or a maintainer's word in an issue thread) says it does, where it differs from distribution 2.8: its auth shape and
@@ -33,7 +33,7 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from re import fullmatch
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
@@ -42,7 +42,7 @@ import requests
 
 from tests.lab import faultproxy, transcripts
 
-SERVICES = ("dockerhub", "ghcr", "quay", "harbor", "gitlab", "ecr", "gcr", "acr")
+SERVICES = ("dockerhub", "ghcr", "quay", "harbor", "gitlab", "ecr", "gcr", "acr", "nexus", "artifactory")
 WINDOW = 21600  # Docker Hub's rate-limit window: six hours, in seconds
 HOP_BY_HOP = faultproxy.HOP_BY_HOP | {"content-length", "content-encoding"}
 V2_PATH = r"/v2/(?P<name>.+?)/(?P<kind>manifests|blobs|tags|referrers)/(?P<rest>.*)"
@@ -867,6 +867,16 @@ class ECR(Personality):
     - ``n`` above 1000 refused: https://github.com/google/go-containerregistry/issues/681 .
     - Blob GETs 307 to S3 presigned URLs that refuse an ``Authorization`` header:
       https://github.com/renovatebot/renovate/issues/3877 , https://github.com/open-policy-agent/opa/issues/6728 .
+    - Uploads: every part but the last at least 5 MiB, checked when the upload is closed (LayerPartTooSmallException
+      "Layer parts must be at least 5 MiB in size" is an error of CompleteLayerUpload, the call behind the closing
+      PUT: https://docs.rs/aws-sdk-ecr/0.24.0/aws_sdk_ecr/error/enum.CompleteLayerUploadErrorKind.html ; CloudTrail
+      "All layer parts except the last part should be at least 5MB":
+      https://github.com/dotnet/sdk-container-builds/issues/424 , and
+      https://github.com/dotnet/sdk-container-builds/pull/279 by the AWS SDK team). The V2 status of that refusal is
+      not documented: 400 ``BLOB_UPLOAD_INVALID`` here, the upload abandoned. Nothing says ECR announces the minimum
+      (``OCI-Chunk-Min-Length``, distribution spec 1.1): ``announce_chunk_min`` is off, a test may turn it on.
+    - A PATCH answers 201, not 202 (dotnet/sdk-container-builds#279, https://github.com/openai/tart/issues/273 ,
+      https://github.com/kitops-ml/kitops/issues/821 ).
     """
 
     service = "ecr"
@@ -876,6 +886,39 @@ class ECR(Personality):
     username = "AWS"
     password = "ecr-authorization-token"
     tags_max = 1000
+    chunk_min = 5 << 20
+    announce_chunk_min = False
+
+    def __init__(self, upstream) -> None:
+        super().__init__(upstream)
+        self.parts: dict[str, list[int]] = {}  # upload session -> sizes of its PATCHes
+
+    def v2(self, req: Incoming, name: str, kind: str, rest: str) -> Reply:
+        if kind == "blobs" and rest.startswith("uploads") and self.allows(self.grant_for(req), name, "push"):
+            return self.upload(req, rest)
+        return super().v2(req, name, kind, rest)
+
+    def upload(self, req: Incoming, rest: str) -> Reply:
+        session = rest.rstrip("/").rpartition("/")[2]
+        if req.method == "PATCH":
+            reply = self.forward(req)
+            if reply.status == 202:
+                with self._lock:
+                    self.parts.setdefault(session, []).append(len(req.body))
+                reply.status = 201
+            return reply
+        if req.method == "PUT":
+            with self._lock:
+                parts = self.parts.pop(session, []) + ([len(req.body)] if req.body else [])
+            if any(part < self.chunk_min for part in parts[:-1]):
+                self.forward(Incoming(req.server, "DELETE", req.path, {}, {}, b"", req.raw_path, req.raw_query))
+                return registry_error(400, "BLOB_UPLOAD_INVALID",
+                                      "All layer parts except the last part should be at least 5MB")
+            return self.forward(req)
+        reply = self.forward(req)
+        if req.method == "POST" and reply.status == 202 and self.announce_chunk_min:
+            reply.headers.append(("OCI-Chunk-Min-Length", str(self.chunk_min)))
+        return reply
 
 
 class GCR(Personality):
@@ -905,6 +948,84 @@ class GCR(Personality):
                 return registry_error(400, "GOOGLE_MANIFEST_DANGLING_TAG",
                                       f"Manifest is still referenced by tag: {dangling[0]}")
         return super().delete_manifest(req, name, reference)
+
+
+class Nexus(Personality):
+    """Sonatype Nexus Repository (a Docker hosted repository), emulated from reported behaviour.
+
+    - HEAD of a manifest by tag answers 404 (an HTML page) where GET works: reported for 3.2.1 (2017) and still for
+      Nexus OSS in 2026: https://github.com/andrey-pohilko/registry-cli/issues/14 ,
+      https://github.com/andrey-pohilko/registry-cli/issues/43 , https://github.com/crazy-max/diun/issues/1614 .
+      HEAD by digest works here (no report says otherwise).
+    - Tag lists without pagination: ``n`` ignored, no ``Link``: https://github.com/sonatype/nexus-public/issues/209
+      (reported working again in 3.64).
+    - No ``Docker-Content-Digest`` on manifest answers (reported with some setups; distribution/distribution#3792,
+      regclient/regclient#363 list registries that omit it): the digest is the hash of the bytes.
+    - Basic auth (Nexus's default realm; the Docker Bearer Token Realm is optional); blobs served by Nexus itself.
+    - V2 DELETE by digest forwarded (Nexus documents deleting images by manifest digest); a tag DELETE refused
+      (405 ``UNSUPPORTED``: the status is not documented).
+    """
+
+    service = "nexus"
+    title = "Nexus"
+    token_service = "nexus"
+    bearer = False
+    redirect_blobs = False
+    username = "deployer"
+
+    def read_manifest(self, req: Incoming) -> Reply:
+        reference = req.path.rpartition("/manifests/")[2]
+        if req.method == "HEAD" and not reference.startswith("sha256:"):
+            return Reply(404, [("Content-Type", "text/html")], b"<html><title>404 - Nexus Repository Manager</title>")
+        reply = self.forward(req)
+        reply.headers = [(k, v) for k, v in reply.headers if k.lower() != "docker-content-digest"]
+        return reply
+
+    def last_page(self, req: Incoming, name: str, tags: list[str]) -> Reply:
+        return json_reply(200, {"name": name, "tags": tags})
+
+
+class Artifactory(Personality):
+    """JFrog Artifactory (a Docker repository reached by its repository path), emulated from reported behaviour.
+
+    - The V2 API under a path prefix, ``/artifactory/api/docker/<repo-key>/v2/...`` (JFrog's repository path method;
+      the form used in https://github.com/renovatebot/renovate/issues/15080 ); the registry URL carries that prefix.
+    - Its ``Link`` for the next page of tags drops the repository part of the path (JFrog RTFACT-18971, deferred;
+      renovatebot/renovate#15080, https://github.com/renovatebot/renovate/pull/20745 ): ``</v2/<name>/tags/list?...>``.
+      The catalog's next link, forwarded from the upstream, loses the prefix the same way.
+    - Bearer tokens from a realm under the same prefix, service = the host.
+    - V2 DELETE by digest forwarded; a tag DELETE refused (405 ``UNSUPPORTED``: the status is not documented).
+    """
+
+    service = "artifactory"
+    title = "Artifactory"
+    prefix = "/artifactory/api/docker/docker-local"
+    realm_path = "/v2/token"
+    realm_on_auth_host = False
+    redirect_blobs = False
+    username = "ci-deployer"
+
+    def __init__(self, upstream) -> None:
+        super().__init__(upstream)
+        self.token_service = self.origin("api").split("://", 1)[1]
+
+    @property
+    def url(self) -> str:
+        """The registry URL, prefix included (what ``registry`` is set to)."""
+        return self.origin("api") + self.prefix
+
+    @property
+    def host(self) -> str:
+        """The host image references name (the prefix lives in the registry URL only)."""
+        return self.origin("api").split("://", 1)[1]
+
+    def handle(self, req: Incoming) -> Reply:
+        if req.server != "api":
+            return super().handle(req)
+        if not req.path.startswith(self.prefix + "/"):
+            return Reply(404, [("Content-Type", "application/json")], b'{"errors":[{"status":404,"message":"Not Found"}]}')
+        inner = replace(req, path=req.path[len(self.prefix):], raw_path=req.raw_path[len(self.prefix):])
+        return super().handle(inner)
 
 
 class ACR(Personality):
@@ -994,7 +1115,7 @@ class ACR(Personality):
         return json_reply(200, {"registry": self.host, "imageName": name, "manifests": entries}, headers)
 
 
-CLASSES = {cls.service: cls for cls in (DockerHub, GHCR, Quay, Harbor, GitLab, ECR, GCR, ACR)}
+CLASSES = {cls.service: cls for cls in (DockerHub, GHCR, Quay, Harbor, GitLab, ECR, GCR, ACR, Nexus, Artifactory)}
 
 
 def personality_for(service: str, upstream) -> Personality:

@@ -111,10 +111,13 @@ class MemoryRegistry:
     Switches reproduce what real registries do: ``tag_delete`` = "none" (2.8: 400 DIGEST_INVALID), "native" (OCI),
     "greedy" (early zot: deletes the manifest and every tag on it); ``deletes`` False answers 405 UNSUPPORTED;
     ``mount`` False answers 202 with a session; ``fail_patch`` = set of PATCH numbers that fail with 503 after
-    storing half of their bytes; ``racing_deletes`` = how many digest DELETEs fail as in 2.8's tag-link race.
+    storing half of their bytes; ``racing_deletes`` = how many digest DELETEs fail as in 2.8's tag-link race;
+    ``chunk_min`` > 0: ECR's uploads (a PATCH answers 201, the closing PUT refuses a session whose non-final parts
+    were smaller), the minimum announced as ``OCI-Chunk-Min-Length`` if ``announce_chunk_min``.
     """
 
-    def __init__(self, tag_delete="none", deletes=True, mount=True, fail_patch=(), racing_deletes=0, referrers_api=False):
+    def __init__(self, tag_delete="none", deletes=True, mount=True, fail_patch=(), racing_deletes=0, referrers_api=False,
+                 chunk_min=0, announce_chunk_min=True):
         self.manifests: dict = {}
         self.tags: dict = {}
         self.blobs: dict = {}
@@ -124,6 +127,8 @@ class MemoryRegistry:
         # distribution 2.8 under concurrent tag writes: the manifest goes, its tags stay (dangling), HTTP 500.
         self.racing_deletes = racing_deletes
         self.referrers_api = referrers_api
+        self.chunk_min, self.announce_chunk_min = chunk_min, announce_chunk_min
+        self.parts: dict = {}  # upload id -> sizes of its PATCHes
 
     def add_blob(self, repo, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -228,7 +233,9 @@ class MemoryRegistry:
                     return Answer(201, [("Location", f"/v2/{repo}/blobs/{digest}"), ("Docker-Content-Digest", digest)])
             uid = f"u{len(self.uploads) + 1}"
             self.uploads[uid] = bytearray()
-            return Answer(202, [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=s{uid}"), ("Range", "0-0")])
+            minimum = [("OCI-Chunk-Min-Length", str(self.chunk_min))] if self.chunk_min and self.announce_chunk_min else []
+            return Answer(202, [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=s{uid}"), ("Range", "0-0")]
+                          + minimum)
         if uid not in self.uploads:
             return error(404, "BLOB_UPLOAD_UNKNOWN")
         buffer = self.uploads[uid]
@@ -239,14 +246,19 @@ class MemoryRegistry:
                 buffer.extend(sent.body[: len(sent.body) // 2])  # a broken connection: half arrived
                 return Answer(503)
             buffer.extend(sent.body)
-            return Answer(202, [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=x"),
-                                ("Range", f"0-{len(buffer) - 1}")])
+            self.parts.setdefault(uid, []).append(len(sent.body))
+            headers = [("Location", f"/v2/{repo}/blobs/uploads/{uid}?_state=x"), ("Range", f"0-{len(buffer) - 1}")]
+            return Answer(201 if self.chunk_min else 202, headers)
         if sent.method == "GET":
             return Answer(204, location + [("Range", f"bytes=0-{len(buffer) - 1}")])
         if sent.method == "DELETE":
             del self.uploads[uid]
             return Answer(204)
         buffer.extend(sent.body)
+        parts = self.parts.pop(uid, []) + ([len(sent.body)] if sent.body else [])
+        if any(part < self.chunk_min for part in parts[:-1]):
+            del self.uploads[uid]
+            return error(400, "BLOB_UPLOAD_INVALID", "All layer parts except the last part should be at least 5MB")
         digest = query["digest"][0]
         if "sha256:" + hashlib.sha256(bytes(buffer)).hexdigest() != digest:
             del self.uploads[uid]

@@ -69,6 +69,22 @@ def test_absolute_link_followed_verbatim():  # EP-03
     assert adapter.sent[-1].url == "https://reg.test/v2/a/tags/list?n=100&next_page=opaque"
 
 
+def test_next_link_without_the_base_path_gets_it_back():  # EP-10, Artifactory RTFACT-18971
+    prefix = "https://reg.test/artifactory/api/docker/local"
+    pages = {f"{prefix}/v2/a/tags/list?n=2": (["1", "2"], '</v2/a/tags/list?last=2&n=2>; rel="next"'),
+             f"{prefix}/v2/a/tags/list?last=2&n=2": (["3"], None)}
+
+    def route(sent):
+        if sent.url.endswith("/v2/"):
+            return Answer(200)
+        tags, link = pages[sent.url]
+        return json_answer({"name": "a", "tags": tags}, [("Link", link)] if link else [])
+
+    client, adapter = make_client(route, registry=prefix)
+    assert client.list_tags("a", page_size=2) == ["1", "2", "3"]
+    assert adapter.sent[-1].url == f"{prefix}/v2/a/tags/list?last=2&n=2"
+
+
 def test_pagination_loop_guards():  # EP-06
     def route(sent):
         if sent.url.endswith("/v2/"):
@@ -343,3 +359,24 @@ def test_a_registry_asking_for_new_scopes_forever_is_stopped():
     with pytest.raises(RegistryError, match="kept asking for authentication"):
         client.list_tags("a")
     assert len(asked) <= 1 + 7  # the ping, then the capped rounds
+
+
+def test_a_tag_head_404_contradicted_by_get_makes_every_tag_404_confirmed():  # Nexus: HEAD 404 where GET works
+    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+
+    def route(sent):
+        if sent.url.endswith("/v2/"):
+            return Answer(200)
+        if sent.method == "HEAD":
+            return Answer(404, [("Content-Type", "text/html")])
+        if sent.url.endswith("/manifests/gone"):
+            return error(404, "MANIFEST_UNKNOWN")
+        return Answer(200, [("Content-Type", OCI_MANIFEST)], raw)  # no Docker-Content-Digest either
+
+    client, adapter = make_client(route)
+    assert client.head_manifest("a", "1") is None  # nothing learnt yet: a HEAD 404 is believed
+    assert client.head_manifest("a", "1", confirm_missing=True).digest == digest
+    assert client.head_manifest("a", "2").digest == digest  # learnt: confirmed without being asked
+    assert client.head_manifest("a", "gone") is None
+    assert [s.method for s in adapter.sent[-2:]] == ["HEAD", "GET"]

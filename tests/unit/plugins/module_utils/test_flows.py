@@ -14,6 +14,7 @@ from ansible_collections.regops.registry.plugins.module_utils.errors import Regi
 from ansible_collections.regops.registry.plugins.module_utils.reference import OCI_INDEX, OCI_MANIFEST
 from ansible_collections.regops.registry.plugins.module_utils.uploads import file_digest, transfer_blob, upload_file
 from tests.unit.plugins.module_utils.fake_registry import MemoryRegistry, make_client
+from tests.unit.plugins.module_utils.fake_registry import error as fake_error
 
 WRITES = ("PUT", "PATCH", "POST", "DELETE")
 
@@ -116,6 +117,63 @@ def test_upload_with_a_given_digest_hashes_alongside_the_chunks(tmp_path):
     sent = len(adapter.sent)
     again = upload_file(client, "a", str(path), digest=digest, chunk_size=1 << 20)  # present: the file is still checked
     assert again.how == "exists" and [s.method for s in adapter.sent[sent:]] == ["HEAD"]
+
+
+@pytest.mark.parametrize("given_digest", [False, True])
+def test_chunks_grow_to_the_minimum_the_registry_announces(tmp_path, given_digest):
+    """ECR: non-final parts of at least 5 MiB (OCI-Chunk-Min-Length on the POST), PATCH answered 201."""
+    registry = MemoryRegistry(chunk_min=5 << 20)
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(range(256)) * 4096 * 12)  # 12 MiB
+    digest, size = file_digest(str(path))
+    client, adapter = make_client(registry.route)
+    result = upload_file(client, "a", str(path), digest=digest if given_digest else None, chunk_size=2 << 20)
+    assert (result.digest, result.how) == (digest, "uploaded") and registry.blobs["a"][digest] == path.read_bytes()
+    patches = [len(s.body) for s in adapter.sent if s.method == "PATCH"]
+    assert patches == [5 << 20, 5 << 20, 2 << 20]
+
+
+def test_small_chunks_refused_at_the_close_are_sent_again_in_5_mib_parts(tmp_path):
+    """ECR as documented: no minimum announced, the closing PUT refused (400) after parts under 5 MiB."""
+    registry = MemoryRegistry(chunk_min=5 << 20, announce_chunk_min=False)
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(range(256)) * 4096 * 12)  # 12 MiB
+    digest, _size = file_digest(str(path))
+    client, adapter = make_client(registry.route)
+    warnings = []
+    client._warn = warnings.append
+    result = upload_file(client, "a", str(path), chunk_size=4 << 20)
+    assert (result.digest, result.how) == (digest, "uploaded") and registry.blobs["a"][digest] == path.read_bytes()
+    methods = [s.method for s in adapter.sent if s.method in WRITES]
+    assert methods == ["POST", "PATCH", "PATCH", "PATCH", "PUT", "DELETE", "POST", "PATCH", "PATCH", "PATCH", "PUT"]
+    assert [len(s.body) for s in adapter.sent if s.method == "PATCH"][3:] == [5 << 20, 5 << 20, 2 << 20]
+    assert "5242880-byte chunks" in warnings[0]
+
+
+def test_a_digest_refusal_at_the_close_is_not_sent_again(tmp_path):
+    registry = MemoryRegistry(chunk_min=5 << 20, announce_chunk_min=False)
+    path = tmp_path / "blob"
+    path.write_bytes(b"y" * (6 << 20))
+    original = registry.route
+
+    def corrupt_close(sent):
+        if sent.method == "PUT" and "/blobs/uploads/" in sent.url:
+            return fake_error(400, "DIGEST_INVALID")
+        return original(sent)
+    client, adapter = make_client(corrupt_close)
+    with pytest.raises(RegistryError):
+        upload_file(client, "a", str(path), chunk_size=2 << 20)
+    assert [s.method for s in adapter.sent if s.method in ("POST", "PUT")] == ["POST", "PUT"]
+
+
+def test_streamed_copy_to_a_registry_with_a_chunk_minimum_is_one_put():
+    registry = MemoryRegistry(chunk_min=5 << 20, mount=False)
+    blob = registry.add_blob("src", bytes(range(256)) * 4096 * 7)  # 7 MiB
+    source = make_client(registry.route)[0]
+    target, adapter = make_client(registry.route, registry="https://other.test")
+    result = transfer_blob(source, "src", target, "dst", blob, len(registry.blobs["src"][blob]))
+    assert result.how == "uploaded" and registry.blobs["dst"][blob] == registry.blobs["src"][blob]
+    assert not [s for s in adapter.sent if s.method == "PATCH"]
 
 
 def test_upload_with_a_wrong_digest_is_refused_and_cancelled(tmp_path):
