@@ -318,6 +318,7 @@ def test_every_example_runs(doc_labs, tmp_path):
     assert seed.head_manifest(on_prod, "team/app", "stable") == app["digest"]  # the retag example
     # the mirroring guide: the newest CI build of staging's team/app, mirrored with its digest
     assert seed.head_manifest(on_prod, "mirror/team-app", COMMIT) == tested
+    assert seed.head_manifest(on_prod, "team/app-mirror", COMMIT) == tested  # through the air gap's transfer registry
 
     # the module examples' uploads and deletes: the layer mounted and copied in, the doomed tags and digests gone
     assert seed.blob_exists(on_prod, "team/app", seeded["layer"])
