@@ -96,3 +96,9 @@ def test_mirror_plans_copies_reruns_for_free_and_keeps_or_deletes_as_told(lab_pl
         "a": seed.head_manifest(down, "mirror/tools", "a"), "b": tools["b"], "c": tools["c"],
         "keep-me": seed.head_manifest(down, "mirror/tools", "keep-me")}
     assert seed.head_manifest(down, "mirror/tools", "a") != tools["a"]
+
+    # 4. the same outcome again: the report files are left as they are
+    stamps = [(tmp_path / name).stat().st_mtime_ns for name in ("mirror.json", "mirror.md")]
+    last = run_playbook("mirror.yml", role_vars)
+    assert last.ok and not last.results["mirror_result"]["changed"], last.output
+    assert [(tmp_path / name).stat().st_mtime_ns for name in ("mirror.json", "mirror.md")] == stamps
