@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.runner import run_playbook
+from tests.integration.runner import run_module, run_playbook
 from tests.integration.test_promote import skopeo_raw_digest
 from tests.lab import seed
+from tests.lab.faultproxy import FaultProxy, Rule
 
 WRITES = ("PUT", "PATCH", "POST", "DELETE")
 APP = [{"repository": "up/app", "target": "mirror/app", "semver": ">=1 <3", "exclude": ["^2\\.0\\.1$"]}]
@@ -102,3 +103,26 @@ def test_mirror_plans_copies_reruns_for_free_and_keeps_or_deletes_as_told(lab_pl
     last = run_playbook("mirror.yml", role_vars)
     assert last.ok and not last.results["mirror_result"]["changed"], last.output
     assert [(tmp_path / name).stat().st_mtime_ns for name in ("mirror.json", "mirror.md")] == stamps
+
+
+def test_an_interrupted_mirror_leaves_nothing_half_written_tagged_and_converges(lab_plain, lab_basic):
+    """Manifest writes fail after the first three (fault proxy, no retries): the run fails; every destination tag it
+    left has the source digest; the rerun finishes the job; a third run changes nothing."""
+    up, down = seed.LabSession(lab_plain), seed.LabSession(lab_basic)
+    source = {f"1.{n}.0": seed.push_image(up, "conv/app", f"1.{n}.0", seed=1700 + n)["digest"] for n in range(4)}
+    source["2.0.0"] = seed.push_index(up, "conv/app", "2.0.0", seed=1710)["digest"]
+    args = {"source_registry": lab_plain.url, "images": [{"repository": "conv/app"}], "retries": 0}
+    with FaultProxy(lab_basic.url, upstream_ca=lab_basic.ca_path) as proxy:
+        broken = proxy.add(Rule(action="status", method="PUT", path=r"/manifests/", status=500, skip=3, times=0))
+        failed, _rss = run_module("registry_sync", {**lab_basic.conn(), "registry": proxy.url, **args})
+        assert failed.get("failed") and broken.hits > 0, failed
+    left = seed.tag_map(down, "conv/app")
+    assert set(left) < set(source), left  # interrupted: not every tag got there
+    assert {tag: source[tag] for tag in left} == left  # and none that did is half-written
+
+    rerun, _rss = run_module("registry_sync", {**lab_basic.conn(), **args})
+    assert rerun["changed"] and not rerun.get("failed"), rerun
+    assert {i["tag"] for i in rerun["images"][0]["copied"]} == set(source) - set(left)
+    assert seed.tag_map(down, "conv/app") == source
+    third, _rss = run_module("registry_sync", {**lab_basic.conn(), **args})
+    assert not third["changed"] and third["images"][0]["copied"] == [] and len(third["images"][0]["unchanged"]) == 5
