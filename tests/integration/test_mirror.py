@@ -6,7 +6,7 @@ import json
 
 from tests.integration.runner import run_module, run_playbook
 from tests.integration.test_promote import skopeo_raw_digest
-from tests.lab import seed
+from tests.lab import reliability, seed
 from tests.lab.faultproxy import FaultProxy, Rule
 
 WRITES = ("PUT", "PATCH", "POST", "DELETE")
@@ -109,6 +109,7 @@ def test_an_interrupted_mirror_leaves_nothing_half_written_tagged_and_converges(
     """Manifest writes fail after the first three (fault proxy, no retries): the run fails; every destination tag it
     left has the source digest; the rerun finishes the job; a third run changes nothing."""
     up, down = seed.LabSession(lab_plain), seed.LabSession(lab_basic)
+    before = reliability.snapshot(lab_basic, ["conv/app"])
     source = {f"1.{n}.0": seed.push_image(up, "conv/app", f"1.{n}.0", seed=1700 + n)["digest"] for n in range(4)}
     source["2.0.0"] = seed.push_index(up, "conv/app", "2.0.0", seed=1710)["digest"]
     args = {"source_registry": lab_plain.url, "images": [{"repository": "conv/app"}], "retries": 0}
@@ -126,3 +127,8 @@ def test_an_interrupted_mirror_leaves_nothing_half_written_tagged_and_converges(
     assert seed.tag_map(down, "conv/app") == source
     third, _rss = run_module("registry_sync", {**lab_basic.conn(), **args})
     assert not third["changed"] and third["images"][0]["copied"] == [] and len(third["images"][0]["unchanged"]) == 5
+    reliability.row("fault", "registry_sync: manifest writes to the destination fail mid-mirror (500, no retries), "
+                    "then rerun", f"the run failed, no tag half-written; the rerun copied the "
+                    f"{len(source) - len(left)} missing tags; a third run changed nothing", tries=broken.hits,
+                    tags_lost=reliability.lost(before, reliability.snapshot(lab_basic, ["conv/app"])),
+                    mode=lab_basic.mode)
