@@ -276,7 +276,7 @@ def main() -> None:
             plans = for_each_repository(plan, entries)
             spare_other_entries(plans, [e["target"] for e in entries])
             if not rm.check_mode:
-                apply(rm, source_client, entries, plans, workers, reserve)
+                apply(rm.client, source_client, entries, plans, workers, reserve)
             result = {"changed": any(pl["copied"] or pl["deleted"] for pl in plans),
                       "images": [{"repository": e["repository"], "target": e["target"], **pl}
                                  for e, pl in zip(entries, plans)],
@@ -299,7 +299,7 @@ def diff_of(entry: dict, plan: dict) -> dict:
             "after": {"repository": entry["target"], "tags": dict(sorted(after.items()))}}
 
 
-def apply(rm: RegistryModule, source_client, entries: list[dict], plans: list[dict], workers: int,
+def apply(client, source_client, entries: list[dict], plans: list[dict], workers: int,
           reserve: int) -> None:
     """Copy, then delete, entry by entry; every tag of an entry at once. Refused before the first GET when the
     source's rate limit cannot pay for the copies."""
@@ -311,14 +311,14 @@ def apply(rm: RegistryModule, source_client, entries: list[dict], plans: list[di
     for entry, pl in zip(entries, plans):
         def copy(item: dict, entry=entry) -> None:
             read = plan_copy(source_client, entry["repository"], item["digest"], inner, reserve)
-            copy_image(source_client, entry["repository"], item["digest"], rm.client, entry["target"], item["tag"],
+            copy_image(source_client, entry["repository"], item["digest"], client, entry["target"], item["tag"],
                        concurrency=inner, plan=read, reserve=reserve)
 
         if pl["copied"]:
             with ThreadPoolExecutor(max_workers=min(workers, len(pl["copied"]))) as pool:
                 list(pool.map(copy, pl["copied"]))
         if pl["deleted"]:
-            delete_extra(rm.client, entry["target"], pl, workers)
+            delete_extra(client, entry["target"], pl, workers)
 
 
 def delete_extra(client, repository: str, plan: dict, workers: int) -> None:

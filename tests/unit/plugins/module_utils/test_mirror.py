@@ -113,3 +113,30 @@ def test_tags_another_entry_writes_to_the_same_target_are_not_extras():
     assert [i["tag"] for i in first["deleted"]] == ["2.0"]
     spare_other_entries([first, second], ["m/app", "m/app"])
     assert first["deleted"] == [] and second["deleted"] == []
+
+
+def test_copies_the_rate_limit_cannot_pay_are_refused_before_any_get_or_write():
+    """The source announces 3 pulls left, 2 are kept in reserve (min_ratelimit_remaining), 2 tags need copying:
+    refused after the HEADs, before the first manifest GET, and nothing is written to the destination."""
+    from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
+    from ansible_collections.regops.registry.plugins.module_utils.facts import resolve_tags
+    from ansible_collections.regops.registry.plugins.modules.registry_sync import apply
+    from tests.unit.plugins.module_utils.fake_registry import MemoryRegistry, make_client
+    from tests.unit.plugins.module_utils.test_registry_differences import HubCounter, three_images
+
+    upstream = MemoryRegistry()
+    three_images(upstream)
+    upstream.add_blob("library/app", b"{}")  # their (empty) config
+    hub = HubCounter(upstream, remaining=3)
+    source, sent_up = make_client(hub.route, registry="https://registry-1.docker.io")
+    destination, sent_down = make_client(MemoryRegistry().route, registry="https://mirror.test")
+    digests = resolve_tags(source, "library/app", ["t0", "t1"])
+    plan = plan_entry(digests, {}, digests, {}, selection(), overwrite=True, delete_extra=False,
+                      source_tags=set(digests))
+    entry = {"repository": "library/app", "target": "library/app"}
+    with pytest.raises(RegistryError, match="2 manifest pulls are needed, 3 of 100 per 21600 s remain, 2 of them kept"):
+        apply(destination, source, [entry], [plan], workers=2, reserve=2)
+    assert [s.method for s in sent_up.sent if "/manifests/" in s.url] == ["HEAD", "HEAD"] and hub.remaining == 3
+    assert sent_down.sent == []
+    apply(destination, source, [entry], [plan], workers=2, reserve=1)  # within the limit: copied
+    assert hub.remaining == 1 and resolve_tags(destination, "library/app", ["t0", "t1"]) == digests
