@@ -45,8 +45,10 @@ def test_mirror_plans_copies_reruns_for_free_and_keeps_or_deletes_as_told(lab_pl
 
     # 1. check mode (after the bad input): the plan, no write
     mark = lab_basic.mark()
-    checked = run_playbook("mirror.yml", {**role_vars, "bad_inputs": BAD}, check=True)
+    checked = run_playbook("mirror.yml", {**role_vars, "bad_inputs": BAD}, check=True, diff=True)
     assert checked.ok, checked.output
+    diff_lines = [line.split() for line in checked.output.splitlines() if line.startswith(("-", "+"))]
+    assert ["-", '"1.1.0":', "null"] in diff_lines and ["+", '"1.1.0":', f'"{source["1.1.0"]}"'] in diff_lines
     assert lab_basic.count(mark, WRITES) == {}
     messages = [b["msg"] for b in checked.results["bad"]]
     assert all(b["failed"] for b in checked.results["bad"]) and len(messages) == len(BAD)
