@@ -101,7 +101,7 @@ docs-check: venv collection
 	@$(VENV)/bin/ansible-doc -t lookup regops.registry.digest >/dev/null
 	@$(VENV)/bin/ansible-doc -t inventory regops.registry.registry >/dev/null
 	@for f in parse_reference semver_sort promote_summary retention_plan retention_markdown retention_deletes; do $(VENV)/bin/ansible-doc -t filter regops.registry.$$f >/dev/null; done
-	@for r in promote prune; do $(VENV)/bin/ansible-doc -t role regops.registry.$$r >/dev/null; done
+	@for r in promote prune mirror; do $(VENV)/bin/ansible-doc -t role regops.registry.$$r >/dev/null; done
 	@echo "ansible-doc renders every module and plugin"
 	@PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/antsibull-changelog lint && echo "changelog fragments lint clean"
 

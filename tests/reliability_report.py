@@ -18,7 +18,7 @@ ORDER = ("fault", "bad input", "refusing registry", "credentials", "load", "secr
 INTRO = """# Reliability: faults, hostile input, and nothing lost
 
 Every row is a test of `make test` (files `tests/integration/test_faults.py`, `test_hostile_input.py`, `test_load.py`,
-`test_lookup.py`, `test_modules.py` and `test_zz_secrets.py`) against the real distribution registry on 127.0.0.1. Faults
+`test_lookup.py`, `test_modules.py`, `test_mirror.py` and `test_zz_secrets.py`) against the real distribution registry on 127.0.0.1. Faults
 are injected by a proxy of ours placed in front of the registry (`tests/lab/faultproxy.py`). **Tried** is how many times
 the fault was injected or the input was given, over all the registry modes listed. **Tags lost** compares
 `skopeo list-tags` of the repositories involved, taken before and after (independently of the collection's client),

@@ -316,6 +316,9 @@ def test_every_example_runs(doc_labs, tmp_path):
                          (on_staging, "team/app:1.4.2"), (on_staging, "prod/app:1.4.2")]:
         assert seed.head_manifest(session, *ref.split(":")) == tested, ref
     assert seed.head_manifest(on_prod, "team/app", "stable") == app["digest"]  # the retag example
+    # the mirroring guide: the newest CI build of staging's team/app, mirrored with its digest
+    assert seed.head_manifest(on_prod, "mirror/team-app", COMMIT) == tested
+    assert seed.head_manifest(on_prod, "team/app-mirror", COMMIT) == tested  # through the air gap's transfer registry
 
     # the module examples' uploads and deletes: the layer mounted and copied in, the doomed tags and digests gone
     assert seed.blob_exists(on_prod, "team/app", seeded["layer"])
@@ -339,7 +342,7 @@ def test_every_example_runs(doc_labs, tmp_path):
         assert sorted(seed.list_tags(on_prod, repo)) == sorted(tags[-10:]), repo
     assert sorted(p.name for p in (work / "reports").iterdir()) == sorted(
         [f"prune-{datetime.date.today():%Y%m%d}.json", f"prune-{datetime.date.today():%Y%m%d}.md",
-         "prune.json", "prune.md", "retention.md"])
+         "prune.json", "prune.md", "retention.md", "mirror.json", "mirror.md"])
 
     # the inventory examples: images as hosts, keyed groups per architecture (the plugin's own as user reader)
     graphs = {}

@@ -101,6 +101,8 @@ def test_every_module_in_every_mode_returns_what_it_documents(lab_plain, tmp_pat
         ("registry_delete", {"repository": repo, "tags": ["pr-1"]}, False),  # absent now
         ("registry_delete", {"repositories": [{"repository": "returns/other", "tags": ["v1"],
                                                "expected_tags": {"v1": image["digest"]}}]}, True),
+        ("registry_sync", {"images": [{"repository": repo, "target": "returns/mirror", "exclude": ["^pr-"]}]}, True),
+        ("registry_sync", {"images": [{"repository": repo, "target": "returns/mirror"}], "delete_extra": True}, False),
     ]
     for module, args, check in calls:
         result, _rss = run_module(module, {**conn, **args}, check=check)
