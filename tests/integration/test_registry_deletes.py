@@ -1,5 +1,6 @@
 """Deletes and prune through every personality (tests/lab/personalities.py): real ``ansible-playbook`` runs of
-``registry_delete`` (a safe tag delete, a digest delete) and the prune role (over its limit, check mode, for real),
+``registry_delete`` (a safe tag delete, a digest delete), two referrers of one image written with
+``registry_manifest`` and read back with ``registry_tags``, and the prune role (over its limit, check mode, for real),
 one run per personality (``delete_run``, playbooks/personality_deletes.yml). Each personality gets its own
 repositories, seeded in the upstream, so nothing here touches ``personas_images`` or another test's repositories.
 What is left is read from the upstream's storage (``tag_links``) and the upstream's V2 API, and what was sent from

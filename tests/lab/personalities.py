@@ -4,7 +4,8 @@ ACR, Nexus, Artifactory) in front of a plain lab registry, on 127.0.0.1.
 None of these services can be reached from a test machine. A personality reproduces what a service's documentation
 (or a maintainer's word in an issue thread) says it does, where it differs from distribution 2.8: its auth shape and
 token realm, status codes and error bodies, refused deletes, tag-list pagination, blob redirects to a storage host,
-rate-limit headers, and the service's own delete API. Everything else is forwarded to the upstream (a plain-mode lab
+rate-limit headers, the service's own delete API, and the OCI 1.1 referrers API where the service has one
+(``ReferrersAPI``: distribution 2.8 has none). Everything else is forwarded to the upstream (a plain-mode lab
 registry; the personality does its own auth). Each class docstring cites its sources; docs/registries.md lists them
 with what each emulation leaves out. An emulation is not a test against the service.
 
@@ -855,6 +856,7 @@ class Quay(Personality):
     - Blob GETs redirected to S3/CloudFront.
     - Native delete: ``DELETE /api/v1/repository/{namespace}/{repository}/tag/{tag}`` with an OAuth Bearer token ->
       204, removes only that tag: https://docs.quay.io/api/swagger/ (deleteFullTag).
+    - The referrers API (behind a feature flag on Quay): https://github.com/quay/quay/pull/2597 .
     """
 
     service = "quay"
@@ -900,6 +902,8 @@ class Harbor(Personality):
       credentials -> 200; a nested repository name is URL-encoded twice (``a%252Fb``):
       https://goharbor.io/docs/latest/build-customize-contribute/configure-swagger/ ,
       https://github.com/goharbor/harbor/issues/17928 .
+    - The referrers API (since 2.8): https://github.com/goharbor/community/commit/b4c27b41d53418c4a18f0f91b54f36c38c333b4e ,
+      https://github.com/goharbor/harbor/issues/19690 .
     """
 
     service = "harbor"
@@ -948,6 +952,8 @@ class GitLab(Personality):
     - No catalog (401 on ``registry:catalog:*``; GitLab's REST API lists repositories):
       https://github.com/Joxit/docker-registry-ui/issues/443 .
     - Blob GETs redirected to object storage (gitlab.com: Google Cloud Storage).
+    - No referrers API (404), and ``sha256-<hex>`` with no such tag resolves to the subject itself:
+      https://github.com/oras-project/oras-go/issues/1396 .
     """
 
     service = "gitlab"
@@ -984,6 +990,8 @@ class ECR(Personality):
       (``OCI-Chunk-Min-Length``, distribution spec 1.1): ``announce_chunk_min`` is off, a test may turn it on.
     - A PATCH answers 201, not 202 (dotnet/sdk-container-builds#279, https://github.com/openai/tart/issues/273 ,
       https://github.com/kitops-ml/kitops/issues/821 ).
+    - The referrers API (OCI 1.1 support): https://github.com/awslabs/soci-snapshotter/pull/1327 (the 405 reported on
+      some referrer pushes, https://github.com/aws/containers-roadmap/issues/2783 , is not emulated).
     """
 
     service = "ecr"
@@ -1037,6 +1045,7 @@ class GCR(Personality):
       DELETE answers 202 and removes that tag: https://github.com/genuinetools/reg/issues/136 ,
       https://github.com/GoogleCloudPlatform/docker-credential-gcr/issues/73 .
     - Blob GETs redirected to Cloud Storage.
+    - The referrers API (Artifact Registry; reported, no Google page found).
     """
 
     service = "gcr"
@@ -1153,6 +1162,7 @@ class ACR(Personality):
       (scope ``repository:<name>:delete`` / ``metadata_read``) or the admin's Basic credentials:
       https://learn.microsoft.com/rest/api/containerregistry/ .
     - Blob GETs redirected to the registry's blob storage (``*.blob.core.windows.net``).
+    - The referrers API: https://learn.microsoft.com/azure/container-registry/container-registry-oras-artifacts .
     """
 
     service = "acr"
