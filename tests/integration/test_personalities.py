@@ -328,10 +328,12 @@ def artifact_referring_to(session, repo: str, subject: dict, artifact_type: str,
     """An OCI 1.1 artifact manifest (empty config) whose ``subject`` is ``subject``; its blob pushed to the upstream."""
     empty = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": seed.push_blob(session, repo, b"{}"),
              "size": 2}
-    return json.dumps({"schemaVersion": 2, "mediaType": seed.OCI_MANIFEST, "artifactType": artifact_type,
-                       "config": empty, "layers": [empty], "annotations": {"note": note},
-                       "subject": {"mediaType": subject["media_type"], "digest": subject["digest"],
-                                   "size": len(subject["raw"])}}).encode()
+    manifest = {"schemaVersion": 2, "mediaType": seed.OCI_MANIFEST, "artifactType": artifact_type, "config": empty,
+                "layers": [empty], "annotations": {"note": note},
+                "subject": {"mediaType": subject["media_type"], "digest": subject["digest"], "size": len(subject["raw"])}}
+    if artifact_type == empty["mediaType"]:  # no artifactType: the config's mediaType stands for it
+        del manifest["artifactType"]
+    return json.dumps(manifest).encode()
 
 
 def test_referrers_api_indexes_a_manifest_with_subject_filters_and_pages(personas):
@@ -345,7 +347,8 @@ def test_referrers_api_indexes_a_manifest_with_subject_filters_and_pages(persona
     assert empty.status_code == 200 and empty.headers["Content-Type"] == seed.OCI_INDEX
     assert empty.json() == {"schemaVersion": 2, "mediaType": seed.OCI_INDEX, "manifests": []}
     pushed = []
-    for note, artifact_type in enumerate(("application/vnd.example.sig", "application/spdx+json", "text/plain")):
+    for note, artifact_type in enumerate(("application/vnd.example.sig", "application/spdx+json",
+                                          "application/vnd.oci.empty.v1+json")):
         body = artifact_referring_to(session, "natref/app", subject, artifact_type, str(note))
         answer = raw.send("PUT", f"/v2/natref/app/manifests/{seed.sha256(body)}", data=body,
                           headers={"Content-Type": seed.OCI_MANIFEST})
