@@ -563,7 +563,10 @@ class Personality(ReferrersAPI):
         tags_dir = self.repo_dir(name) / "_manifests" / "tags"
         links = {}
         for link in sorted(tags_dir.glob("*/current/link")) if tags_dir.is_dir() else ():
-            links[link.parent.parent.name] = link.read_text().strip()
+            try:
+                links[link.parent.parent.name] = link.read_text().strip()
+            except FileNotFoundError:  # deleted by a concurrent request since the glob: gone
+                continue
         return links
 
     def tags_by_digest(self, name: str) -> dict[str, list[str]]:
@@ -575,8 +578,12 @@ class Personality(ReferrersAPI):
     def revisions(self, name: str) -> list[tuple[str, float]]:
         """(digest, mtime) of every manifest the repository holds, newest first."""
         base = self.repo_dir(name) / "_manifests" / "revisions" / "sha256"
-        found = [(f"sha256:{link.parent.name}", link.stat().st_mtime)
-                 for link in base.glob("*/link")] if base.is_dir() else []
+        found = []
+        for link in base.glob("*/link") if base.is_dir() else ():
+            try:
+                found.append((f"sha256:{link.parent.name}", link.stat().st_mtime))
+            except FileNotFoundError:  # deleted by a concurrent request since the glob: gone
+                continue
         return sorted(found, key=lambda item: (-item[1], item[0]))
 
     def delete_upstream(self, name: str, digest: str) -> int:
