@@ -5,6 +5,7 @@ the native API, blob redirects to a storage host that refuses ``Authorization``,
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from urllib.parse import quote, urlsplit
 
@@ -319,3 +320,66 @@ def test_artifactory_serves_v2_only_under_its_prefix(personas):
     assert urlsplit(artifactory.url).path == artifactory.prefix
     assert requests.get(artifactory.origin("api") + "/v2/", timeout=10).status_code == 404
     assert Raw(artifactory).send("GET", "/v2/seed/app/tags/list").json()["tags"] == ["1.0", "latest"]
+
+
+# --- the referrers API emulation ---------------------------------------------------------------------------------
+
+def artifact_referring_to(session, repo: str, subject: dict, artifact_type: str, note: str) -> bytes:
+    """An OCI 1.1 artifact manifest (empty config) whose ``subject`` is ``subject``; its blob pushed to the upstream."""
+    empty = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": seed.push_blob(session, repo, b"{}"),
+             "size": 2}
+    manifest = {"schemaVersion": 2, "mediaType": seed.OCI_MANIFEST, "artifactType": artifact_type, "config": empty,
+                "layers": [empty], "annotations": {"note": note},
+                "subject": {"mediaType": subject["media_type"], "digest": subject["digest"], "size": len(subject["raw"])}}
+    if artifact_type == empty["mediaType"]:  # no artifactType: the config's mediaType stands for it
+        del manifest["artifactType"]
+    return json.dumps(manifest).encode()
+
+
+def test_referrers_api_indexes_a_manifest_with_subject_filters_and_pages(personas):
+    """distribution-spec v1.1 "Pushing Manifests with Subject" and "Listing Referrers", with raw requests."""
+    harbor = personas("harbor")
+    session = seed.LabSession(harbor.upstream)
+    subject = seed.push_image(session, "natref/app", "v1", layer_sizes=(100,), seed=1960)
+    raw = Raw(harbor)
+    listing = f"/v2/natref/app/referrers/{subject['digest']}"
+    empty = raw.send("GET", listing)
+    assert empty.status_code == 200 and empty.headers["Content-Type"] == seed.OCI_INDEX
+    assert empty.json() == {"schemaVersion": 2, "mediaType": seed.OCI_INDEX, "manifests": []}
+    pushed = []
+    for note, artifact_type in enumerate(("application/vnd.example.sig", "application/spdx+json",
+                                          "application/vnd.oci.empty.v1+json")):
+        body = artifact_referring_to(session, "natref/app", subject, artifact_type, str(note))
+        answer = raw.send("PUT", f"/v2/natref/app/manifests/{seed.sha256(body)}", data=body,
+                          headers={"Content-Type": seed.OCI_MANIFEST})
+        assert answer.status_code == 201 and answer.headers["OCI-Subject"] == subject["digest"]
+        pushed.append({"mediaType": seed.OCI_MANIFEST, "digest": seed.sha256(body), "size": len(body),
+                       "artifactType": artifact_type, "annotations": {"note": str(note)}})
+    assert not [p for p in pushed if seed.head_manifest(session, "natref/app", p["digest"]) != p["digest"]]
+    listed, path = [], listing
+    while path:  # one descriptor a page, a relative Link to the next
+        page = raw.send("GET", path)
+        assert page.status_code == 200 and "OCI-Filters-Applied" not in page.headers
+        listed += page.json()["manifests"]
+        path = page.links.get("next", {}).get("url")
+    assert listed == pushed
+    sboms = raw.send("GET", listing, params={"artifactType": "application/spdx+json"})
+    assert sboms.headers["OCI-Filters-Applied"] == "artifactType" and sboms.json()["manifests"] == [pushed[1]]
+    assert raw.send("DELETE", f"/v2/natref/app/manifests/{pushed[1]['digest']}").status_code == 202
+    assert not raw.send("GET", listing, params={"artifactType": "application/spdx+json"}).json()["manifests"]
+
+
+def test_gitlab_fallback_tag_resolves_to_the_subject(personas):
+    """GitLab has no referrers API (404) and answers ``sha256-<hex>`` with the manifest ``sha256:<hex>`` itself
+    (oras-project/oras-go#1396); a real tag of that name wins."""
+    gitlab = personas("gitlab")
+    session = seed.LabSession(gitlab.upstream)
+    subject = seed.push_image(session, "natref/gl", "v1", layer_sizes=(100,), seed=1961)
+    raw = Raw(gitlab)
+    assert raw.send("GET", f"/v2/natref/gl/referrers/{subject['digest']}").status_code == 404
+    tag = subject["digest"].replace(":", "-")
+    answer = raw.send("GET", f"/v2/natref/gl/manifests/{tag}", headers={"Accept": ACCEPT})
+    assert answer.status_code == 200 and answer.headers["Docker-Content-Digest"] == subject["digest"]
+    other = seed.push_image(session, "natref/gl", tag, layer_sizes=(100,), seed=1962)
+    answer = raw.send("GET", f"/v2/natref/gl/manifests/{tag}", headers={"Accept": ACCEPT})
+    assert answer.headers["Docker-Content-Digest"] == other["digest"]

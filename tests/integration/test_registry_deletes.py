@@ -1,5 +1,6 @@
 """Deletes and prune through every personality (tests/lab/personalities.py): real ``ansible-playbook`` runs of
-``registry_delete`` (a safe tag delete, a digest delete) and the prune role (over its limit, check mode, for real),
+``registry_delete`` (a safe tag delete, a digest delete), two referrers of one image written with
+``registry_manifest`` and read back with ``registry_tags``, and the prune role (over its limit, check mode, for real),
 one run per personality (``delete_run``, playbooks/personality_deletes.yml). Each personality gets its own
 repositories, seeded in the upstream, so nothing here touches ``personas_images`` or another test's repositories.
 What is left is read from the upstream's storage (``tag_links``) and the upstream's V2 API, and what was sent from
@@ -7,6 +8,7 @@ the personality's record of requests (``seen``), never from the collection."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -40,6 +42,12 @@ API_PATHS = {"dockerhub": ("/v2/auth/token", "/v2/repositories/"), "ghcr": ("/or
              "quay": ("/api/v1/",), "harbor": ("/api/v2.0/",), "acr": ("/acr/v1/",)}
 WRITES = ("PUT", "PATCH", "DELETE")
 TOKEN_PATHS = ("/v2/auth/token", "/oauth2/token", "/oauth2/exchange")
+# How each service lists referrers (docs/registries.md): its own referrers API, the client's sha256-<hex> fallback
+# tag, or neither (GitLab: no API, and the fallback tag resolves to the subject itself).
+REFERRERS = {"dockerhub": "fallback", "ghcr": "fallback", "gitlab": "gitlab", "quay": "api", "harbor": "api",
+             "ecr": "api", "gcr": "api", "acr": "api", "nexus": "fallback", "artifactory": "api"}
+EMPTY = b"{}"  # the OCI empty descriptor's content
+EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 
 
 @dataclass
@@ -53,6 +61,19 @@ class Seeded:
     old: dict  # prune: tagged old-y
     keep_multi: dict  # prune: an index tagged keep-multi
     old_multi: dict  # prune: an index tagged old-multi
+    referrers: list  # prune: a signature and an SBOM (tag, content, digest) whose subject is old-y, for the playbook
+
+
+def referrer(tag: str, artifact_type: str, subject: dict) -> dict:
+    """An OCI 1.1 artifact manifest referring to ``subject``; its digest is that of the compact serialisation
+    registry_manifest writes a dict as."""
+    empty = {"mediaType": EMPTY_MEDIA_TYPE, "digest": seed.sha256(EMPTY), "size": len(EMPTY)}
+    content = {"schemaVersion": 2, "mediaType": seed.OCI_MANIFEST, "artifactType": artifact_type, "config": empty,
+               "layers": [empty], "annotations": {"org.example.kind": tag},
+               "subject": {"mediaType": subject["media_type"], "digest": subject["digest"],
+                           "size": len(subject["raw"])}}
+    raw = json.dumps(content, separators=(",", ":")).encode()
+    return {"tag": tag, "content": content, "digest": seed.sha256(raw)}
 
 
 def seed_for(upstream, service: str) -> Seeded:
@@ -69,7 +90,10 @@ def seed_for(upstream, service: str) -> Seeded:
     old = seed.push_image(session, repos["prune"], "old-y", layer_sizes=(200,), seed=2302)
     keep_multi = seed.push_index(session, repos["prune"], "keep-multi", seed=2303)
     old_multi = seed.push_index(session, repos["prune"], "old-multi", seed=2304)
-    return Seeded(repos, shared, doomed, other, kept_index, keep, old, keep_multi, old_multi)
+    seed.push_blob(session, repos["prune"], EMPTY)
+    referrers = [referrer("sig-y", "application/vnd.dev.cosign.artifact.sig.v1+json", old),
+                 referrer("sbom-y", "application/spdx+json", old)]
+    return Seeded(repos, shared, doomed, other, kept_index, keep, old, keep_multi, old_multi, referrers)
 
 
 def steps(seen: list) -> dict[str, list]:
@@ -100,6 +124,8 @@ def delete_run(personality, personas_upstream):
     mark = len(personality.seen)
     run = run_playbook("personality_deletes.yml", {
         "conn": personality.conn(), "api": API_OPTIONS[service](personality), "repos": seeded.repos,
+        "referrers": [{"tag": r["tag"], "content": r["content"]} for r in seeded.referrers],
+        "upstream_url": personas_upstream.url, "fallback_tag": fallback_tag(seeded.old["digest"]),
         "digests": digests, "mark_url": personality.origin("api"), "anonymous": service == "dockerhub"})
     run.seeded = seeded
     run.steps = steps(personality.seen[mark:])
@@ -163,7 +189,15 @@ def prune_expected(service: str, seeded: Seeded) -> dict:
     kept = {"keep": seeded.keep["digest"], "keep-multi": seeded.keep_multi["digest"]}
     if service == "ghcr":  # old-x shares its version with keep: GHCR cannot delete it alone
         kept["old-x"] = seeded.keep["digest"]
+        kept["sig-y"] = ghcr_stale_referrer(seeded)
     return kept
+
+
+def ghcr_stale_referrer(seeded: Seeded) -> str:
+    """GHCR: the first referrer stays. The first version of the fallback index (which listed only it) is an untagged
+    version once the second referrer rewrote the tag; the client counts it as a kept index and will not delete its
+    child (a limitation of the client, reported, not a service behaviour)."""
+    return seeded.referrers[0]["digest"]
 
 
 def test_prune_over_its_limit_stops_before_the_first_delete(personality, delete_run):
@@ -174,8 +208,10 @@ def test_prune_over_its_limit_stops_before_the_first_delete(personality, delete_
 
 def test_prune_check_mode_sends_no_write(personality, delete_run):
     result = succeeded(delete_run, "prune_check")
-    # The plan deletes (old-x, old-y, old-multi), the role read the repository, and nothing was written.
-    assert result["summary"]["kept"] == 2 and result["summary"]["deleted"] == 3
+    # The plan deletes old-x, old-y, old-multi and what refers to old-y: its two referrers' tags and, where the client
+    # wrote one, its sha256-<hex> fallback tag. The role read the repository, and nothing was written.
+    fallback_tags = 1 if REFERRERS[personality.service] == "fallback" else 0
+    assert result["summary"]["kept"] == 2 and result["summary"]["deleted"] == 3 + 2 + fallback_tags
     assert [s for s in delete_run.steps["prune-check"] if s.method == "GET" and "/tags/list" in s.path]
     assert not writes(delete_run.steps["prune-check"])
 
@@ -190,7 +226,7 @@ def test_prune_leaves_exactly_the_kept_set(personality, delete_run):
         assert seed.head_manifest(upstream, repo, child["digest"]) == child["digest"]
     refused = {r["name"]: r for r in result["refused"]}
     if service == "ghcr":
-        assert set(refused) == {"old-x"} and refused["old-x"]["staying_tags"] == ["keep"]
+        assert set(refused) == {"old-x", ghcr_stale_referrer(seeded)} and refused["old-x"]["staying_tags"] == ["keep"]
     elif service == "dockerhub":  # untagged children of the deleted index: Hub deletes tags only
         children = {c["digest"] for c in seeded.old_multi["children"]}
         assert children <= set(refused)
@@ -225,8 +261,77 @@ def test_dockerhub_without_a_credential_fails_before_any_write(personas, delete_
 
 
 def test_prune_asks_the_referrers_api_once_then_uses_the_tag_fallback(personality, delete_run):
-    """No personality has a referrers API that answers (Docker Hub and GHCR 404 by design, the others forward to the
-    upstream distribution 2.8, which has none): the facts ask once, learn it, and find referrers by their
-    ``sha256-<hex>`` tags in the tag list instead."""
-    asked = [s for s in delete_run.steps["prune-check"] if s.method == "GET" and "/referrers/" in s.path]
-    assert [s.status for s in asked] == [404]
+    """Where the service has the referrers API (the personality emulates it) every image's referrers come from it
+    (200); where it has none (404) the facts ask once, learn it, and find referrers by their ``sha256-<hex>`` tags."""
+    asked = [s.status for s in delete_run.steps["prune-check"] if s.method == "GET" and "/referrers/" in s.path]
+    if REFERRERS[personality.service] == "api":
+        assert len(asked) > 1 and set(asked) == {200}
+    else:
+        assert asked == [404]
+
+
+def fallback_tag(digest: str) -> str:
+    return digest.replace(":", "-")
+
+
+def test_referrer_write_uses_the_api_or_the_fallback_tag(personality, delete_run):
+    """A manifest with ``subject`` written with registry_manifest: an API service indexes it (OCI-Subject) and the
+    client writes no fallback tag; elsewhere the client lists it in the subject's ``sha256-<hex>`` tag. Checked in the
+    personality's record and the upstream's storage."""
+    service, seeded = personality.service, delete_run.seeded
+    repo, subject = seeded.repos["prune"], seeded.old["digest"]
+    expected = [r["digest"] for r in seeded.referrers]
+    writes_seen = writes(delete_run.steps["referrers"])
+    to_fallback = [path for method, path in writes_seen if method == "PUT" and path.endswith(fallback_tag(subject))]
+    results = delete_run.results["referrer_writes"]["results"]
+    if REFERRERS[service] == "gitlab":
+        # The referrers are written, but the fallback tag reads as the subject itself: the client stops there.
+        assert all(r.get("failed") and "is not an OCI index of referrers" in r["msg"] for r in results), results
+        assert not to_fallback
+        return
+    assert not [r for r in results if r.get("failed")], results
+    assert [r["digest"] for r in results] == expected
+    if REFERRERS[service] == "api":
+        assert not to_fallback
+        listed = [d for name, about, d in personality.recorded if (name, about) == (repo, subject)]
+        assert [d["digest"] for d in listed] == expected
+        assert [d["artifactType"] for d in listed] == [r["content"]["artifactType"] for r in seeded.referrers]
+        return
+    assert len(to_fallback) == 2  # one read-add-write per referrer
+    index = delete_run.results["fallback_index"]  # read from the upstream by the playbook, before the prune
+    assert index["status"] == 200 and index["content_type"].startswith(seed.OCI_INDEX)
+    assert [d["digest"] for d in json.loads(index["content"])["manifests"]] == expected
+
+
+def test_registry_tags_reports_the_referrers(personality, delete_run):
+    """registry_tags ``referrers: true``: through the API (paged by the personality, so the client follows ``Link``)
+    or as the fallback tag; on GitLab neither (RG-08: the fallback tag resolving to the subject is no referrer)."""
+    service, seeded = personality.service, delete_run.seeded
+    result = succeeded(delete_run, "referrer_facts")
+    subject = seeded.old["digest"]
+    (old_y,) = [i for i in result["images"] if i["tag"] == "old-y"]
+    expected = sorted(r["digest"] for r in seeded.referrers)
+    if REFERRERS[service] == "api":
+        assert sorted(old_y["referrers"]) == expected
+        pages = [s for s in delete_run.steps["referrers"]
+                 if s.method == "GET" and f"/referrers/{subject}" in s.path and s.status == 200]
+        assert len(pages) >= 2 and any("page=" in s.path for s in pages)
+    else:
+        assert old_y["referrers"] == []
+        assert (fallback_tag(subject) in result["tags"]) == (REFERRERS[service] == "fallback")
+    assert {"sig-y", "sbom-y"} <= set(result["tags"])
+
+
+def test_prune_takes_the_referrers_with_their_image(personality, delete_run):
+    service, seeded = personality.service, delete_run.seeded
+    succeeded(delete_run, "prune_real")
+    repo, subject = seeded.repos["prune"], seeded.old["digest"]
+    stale = ghcr_stale_referrer(seeded) if service == "ghcr" else None
+    left = {tag for tag, digest in personality.tag_links(repo).items() if digest != stale}
+    assert not {"sig-y", "sbom-y", fallback_tag(subject)} & left
+    upstream = seed.LabSession(personality.upstream)
+    for entry in seeded.referrers:  # Docker Hub deletes tags only: the manifests stay, untagged
+        gone = service != "dockerhub" and entry["digest"] != stale
+        assert (seed.head_manifest(upstream, repo, entry["digest"]) is None) == gone
+    # The personality listed them (test_referrer_write_uses_the_api_or_the_fallback_tag); the deletes dropped them.
+    assert personality.referrers_of(repo, subject) == []

@@ -4,7 +4,8 @@ ACR, Nexus, Artifactory) in front of a plain lab registry, on 127.0.0.1.
 None of these services can be reached from a test machine. A personality reproduces what a service's documentation
 (or a maintainer's word in an issue thread) says it does, where it differs from distribution 2.8: its auth shape and
 token realm, status codes and error bodies, refused deletes, tag-list pagination, blob redirects to a storage host,
-rate-limit headers, and the service's own delete API. Everything else is forwarded to the upstream (a plain-mode lab
+rate-limit headers, the service's own delete API, and the OCI 1.1 referrers API where the service has one
+(``ReferrersAPI``: distribution 2.8 has none). Everything else is forwarded to the upstream (a plain-mode lab
 registry; the personality does its own auth). Each class docstring cites its sources; docs/registries.md lists them
 with what each emulation leaves out. An emulation is not a test against the service.
 
@@ -185,7 +186,101 @@ class _Handler(faultproxy._Handler):
             self.wfile.write(reply.body)
 
 
-class Personality:
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+REFERRERS_PAGE = 1  # a referrers list longer than this is paged with ``Link``, so the client's pagination runs
+FALLBACK_TAG = r"sha256-(?P<hex>[0-9a-f]{64})"
+
+
+class ReferrersAPI:
+    """The OCI 1.1 referrers API (distribution-spec v1.1 "Listing Referrers" and "Pushing Manifests with Subject"),
+    kept by the personality because the upstream (distribution 2.8) has none.
+
+    A manifest PUT whose body has ``subject`` is forwarded; once the upstream stored it, its descriptor (mediaType,
+    digest, size, artifactType = ``artifactType`` or the config's mediaType, annotations) is recorded against the
+    subject and the answer carries ``OCI-Subject: <subject digest>``. ``GET /v2/<name>/referrers/<digest>`` answers
+    an OCI image index of them (empty ``manifests`` when none), filtered by ``artifactType`` (with
+    ``OCI-Filters-Applied``), paged by ``REFERRERS_PAGE`` with ``Link``. A digest delete drops the referrer.
+    ``referrers`` maps (repository, subject digest) to the descriptors listed now, in push order; ``recorded`` keeps
+    every (repository, subject digest, descriptor) ever recorded, for tests that look after a delete.
+    """
+
+    referrers: dict
+    recorded: list
+
+    def put_manifest_with_subject(self, req: Incoming, name: str) -> Reply:
+        subject = subject_of(req.body)
+        reply = self.forward(req)
+        if subject is None or reply.status != 201:
+            return reply
+        descriptor = referrer_descriptor(req, json.loads(req.body))
+        with self._lock:
+            listed = self.referrers.setdefault((name, subject), [])
+            listed[:] = [d for d in listed if d["digest"] != descriptor["digest"]] + [descriptor]
+            self.recorded.append((name, subject, descriptor))
+        reply.headers.append(("OCI-Subject", subject))
+        return reply
+
+    def referrers_reply(self, req: Incoming, name: str, digest: str) -> Reply:
+        if not fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            return registry_error(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
+        with self._lock:
+            listed = list(self.referrers.get((name, digest), []))
+        headers = [("Docker-Distribution-API-Version", "registry/2.0")]
+        wanted = req.arg("artifactType")
+        if wanted:
+            listed = [d for d in listed if d.get("artifactType") == wanted]
+            headers.append(("OCI-Filters-Applied", "artifactType"))
+        start = int(req.arg("page") or 0)
+        if start + REFERRERS_PAGE < len(listed):
+            query = urlencode({**({"artifactType": wanted} if wanted else {}), "page": start + REFERRERS_PAGE})
+            headers.append(("Link", f'</v2/{name}/referrers/{digest}?{query}>; rel="next"'))
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed[start:start + REFERRERS_PAGE]}
+        return Reply(200, [("Content-Type", OCI_INDEX)] + headers, json.dumps(index).encode())
+
+    def forget_referrer(self, name: str, digest: str) -> None:
+        with self._lock:
+            for (repo, _subject), listed in self.referrers.items():
+                if repo == name:
+                    listed[:] = [d for d in listed if d["digest"] != digest]
+
+    def fallback_tag_as_subject(self, req: Incoming) -> Reply | None:
+        """GitLab: a ``sha256-<hex>`` reference that no tag has resolves to the manifest ``sha256:<hex>``, the subject
+        itself (https://github.com/oras-project/oras-go/issues/1396); None: not such a reference."""
+        match = fullmatch(V2_PATH, req.path)
+        tag = fullmatch(FALLBACK_TAG, match["rest"]) if match else None
+        if tag is None or match["rest"] in self.tag_links(match["name"]):
+            return None
+        req.raw_path = f"/v2/{quote(match['name'])}/manifests/sha256:{tag['hex']}"
+        return self.forward(req)
+
+    def referrers_of(self, name: str, subject: str) -> list[dict]:
+        """What the personality lists for ``subject`` (for tests)."""
+        with self._lock:
+            return list(self.referrers.get((name, subject), []))
+
+
+def subject_of(body: bytes) -> str | None:
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        return None
+    subject = data.get("subject") if isinstance(data, dict) else None
+    digest = subject.get("digest") if isinstance(subject, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def referrer_descriptor(req: Incoming, data: dict) -> dict:
+    descriptor = {"mediaType": data.get("mediaType") or req.header("Content-Type"),
+                  "digest": "sha256:" + hashlib.sha256(req.body).hexdigest(), "size": len(req.body)}
+    artifact_type = data.get("artifactType") or (data.get("config") or {}).get("mediaType")
+    if artifact_type:
+        descriptor["artifactType"] = artifact_type
+    if data.get("annotations"):
+        descriptor["annotations"] = data["annotations"]
+    return descriptor
+
+
+class Personality(ReferrersAPI):
     """The shared machinery: servers, tokens, forwarding, tag lists, deletes. Subclasses set the class attributes
     (what the service does) and add their native API in :meth:`native`."""
 
@@ -203,7 +298,7 @@ class Personality:
     redirect_blobs = True
     tags_paging = "last"  # or "quay"
     tags_max: int | None = None  # "n" above this: 400 UNSUPPORTED (ECR)
-    referrers_api = True  # False: the referrers endpoint answers 404 MANIFEST_UNKNOWN
+    referrers_api = True  # the OCI 1.1 referrers API (ReferrersAPI); False: 404 MANIFEST_UNKNOWN
     username = "alice"
     password = "alice-secret"
 
@@ -213,6 +308,8 @@ class Personality:
         self.seen: list[Seen] = []
         self.errors: list[Exception] = []
         self.tokens: dict[str, Grant] = {}
+        self.referrers: dict[tuple[str, str], list[dict]] = {}
+        self.recorded: list[tuple[str, str, dict]] = []
         self.api_token = f"{self.service}-api-{secrets.token_hex(8)}"
         # Every credential a personality accepts or issues is a secret no test output may show (test_zz_secrets.py).
         transcripts.add_user_secrets({self.username: self.password})
@@ -412,8 +509,12 @@ class Personality:
             return self.tags_list(req, name)
         if kind == "blobs" and req.method == "GET" and rest.startswith("sha256:") and self.redirect_blobs:
             return self.redirect_blob(name, rest)
-        if kind == "referrers" and not self.referrers_api:
-            return registry_error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+        if kind == "referrers":
+            if not self.referrers_api:
+                return registry_error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+            return self.referrers_reply(req, name, rest)
+        if kind == "manifests" and req.method == "PUT" and self.referrers_api:
+            return self.put_manifest_with_subject(req, name)
         return self.forward(req)
 
     def read_manifest(self, req: Incoming) -> Reply:
@@ -424,7 +525,10 @@ class Personality:
     def delete_manifest(self, req: Incoming, name: str, reference: str) -> Reply:
         rule = self.digest_delete if reference.startswith("sha256:") else self.tag_delete
         if rule == FORWARD:
-            return self.forward(req)
+            reply = self.forward(req)
+            if reply.status == 202 and reference.startswith("sha256:"):
+                self.forget_referrer(name, reference)
+            return reply
         if rule == UNTAGGED_BY_API:
             return self.untag_reply(name, reference, 202)
         status, code = rule
@@ -459,7 +563,10 @@ class Personality:
         tags_dir = self.repo_dir(name) / "_manifests" / "tags"
         links = {}
         for link in sorted(tags_dir.glob("*/current/link")) if tags_dir.is_dir() else ():
-            links[link.parent.parent.name] = link.read_text().strip()
+            try:
+                links[link.parent.parent.name] = link.read_text().strip()
+            except FileNotFoundError:  # deleted by a concurrent request since the glob: gone
+                continue
         return links
 
     def tags_by_digest(self, name: str) -> dict[str, list[str]]:
@@ -471,8 +578,12 @@ class Personality:
     def revisions(self, name: str) -> list[tuple[str, float]]:
         """(digest, mtime) of every manifest the repository holds, newest first."""
         base = self.repo_dir(name) / "_manifests" / "revisions" / "sha256"
-        found = [(f"sha256:{link.parent.name}", link.stat().st_mtime)
-                 for link in base.glob("*/link")] if base.is_dir() else []
+        found = []
+        for link in base.glob("*/link") if base.is_dir() else ():
+            try:
+                found.append((f"sha256:{link.parent.name}", link.stat().st_mtime))
+            except FileNotFoundError:  # deleted by a concurrent request since the glob: gone
+                continue
         return sorted(found, key=lambda item: (-item[1], item[0]))
 
     def delete_upstream(self, name: str, digest: str) -> int:
@@ -752,6 +863,7 @@ class Quay(Personality):
     - Blob GETs redirected to S3/CloudFront.
     - Native delete: ``DELETE /api/v1/repository/{namespace}/{repository}/tag/{tag}`` with an OAuth Bearer token ->
       204, removes only that tag: https://docs.quay.io/api/swagger/ (deleteFullTag).
+    - The referrers API (behind a feature flag on Quay): https://github.com/quay/quay/pull/2597 .
     """
 
     service = "quay"
@@ -797,6 +909,8 @@ class Harbor(Personality):
       credentials -> 200; a nested repository name is URL-encoded twice (``a%252Fb``):
       https://goharbor.io/docs/latest/build-customize-contribute/configure-swagger/ ,
       https://github.com/goharbor/harbor/issues/17928 .
+    - The referrers API (since 2.8): https://github.com/goharbor/community/commit/b4c27b41d53418c4a18f0f91b54f36c38c333b4e ,
+      https://github.com/goharbor/harbor/issues/19690 .
     """
 
     service = "harbor"
@@ -845,6 +959,8 @@ class GitLab(Personality):
     - No catalog (401 on ``registry:catalog:*``; GitLab's REST API lists repositories):
       https://github.com/Joxit/docker-registry-ui/issues/443 .
     - Blob GETs redirected to object storage (gitlab.com: Google Cloud Storage).
+    - No referrers API (404), and ``sha256-<hex>`` with no such tag resolves to the subject itself:
+      https://github.com/oras-project/oras-go/issues/1396 .
     """
 
     service = "gitlab"
@@ -854,6 +970,10 @@ class GitLab(Personality):
     catalog = False
     tag_delete = UNTAGGED_BY_API
     password = "glpat-alice"
+    referrers_api = False
+
+    def read_manifest(self, req: Incoming) -> Reply:
+        return self.fallback_tag_as_subject(req) or self.forward(req)
 
 
 class ECR(Personality):
@@ -877,6 +997,8 @@ class ECR(Personality):
       (``OCI-Chunk-Min-Length``, distribution spec 1.1): ``announce_chunk_min`` is off, a test may turn it on.
     - A PATCH answers 201, not 202 (dotnet/sdk-container-builds#279, https://github.com/openai/tart/issues/273 ,
       https://github.com/kitops-ml/kitops/issues/821 ).
+    - The referrers API (OCI 1.1 support): https://github.com/awslabs/soci-snapshotter/pull/1327 (the 405 reported on
+      some referrer pushes, https://github.com/aws/containers-roadmap/issues/2783 , is not emulated).
     """
 
     service = "ecr"
@@ -930,6 +1052,7 @@ class GCR(Personality):
       DELETE answers 202 and removes that tag: https://github.com/genuinetools/reg/issues/136 ,
       https://github.com/GoogleCloudPlatform/docker-credential-gcr/issues/73 .
     - Blob GETs redirected to Cloud Storage.
+    - The referrers API (Artifact Registry; reported, no Google page found).
     """
 
     service = "gcr"
@@ -964,6 +1087,7 @@ class Nexus(Personality):
     - Basic auth (Nexus's default realm; the Docker Bearer Token Realm is optional); blobs served by Nexus itself.
     - V2 DELETE by digest forwarded (Nexus documents deleting images by manifest digest); a tag DELETE refused
       (405 ``UNSUPPORTED``: the status is not documented).
+    - No referrers API (none documented or reported): 404, clients use the ``sha256-<hex>`` fallback tag.
     """
 
     service = "nexus"
@@ -972,6 +1096,7 @@ class Nexus(Personality):
     bearer = False
     redirect_blobs = False
     username = "deployer"
+    referrers_api = False
 
     def read_manifest(self, req: Incoming) -> Reply:
         reference = req.path.rpartition("/manifests/")[2]
@@ -995,6 +1120,7 @@ class Artifactory(Personality):
       The catalog's next link, forwarded from the upstream, loses the prefix the same way.
     - Bearer tokens from a realm under the same prefix, service = the host.
     - V2 DELETE by digest forwarded; a tag DELETE refused (405 ``UNSUPPORTED``: the status is not documented).
+    - The referrers API (since 7.90.1): https://jfrog.com/help/r/jfrog-artifactory-documentation/use-referrers-rest-api-to-discover-oci-references .
     """
 
     service = "artifactory"
@@ -1043,6 +1169,7 @@ class ACR(Personality):
       (scope ``repository:<name>:delete`` / ``metadata_read``) or the admin's Basic credentials:
       https://learn.microsoft.com/rest/api/containerregistry/ .
     - Blob GETs redirected to the registry's blob storage (``*.blob.core.windows.net``).
+    - The referrers API: https://learn.microsoft.com/azure/container-registry/container-registry-oras-artifacts .
     """
 
     service = "acr"
