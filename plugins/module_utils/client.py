@@ -484,7 +484,13 @@ class RegistryClient:
         tag = referrers_tag(subject)
         op = f"listing {repository}@{digest} in the referrers fallback tag {tag}"
         current = self.get_manifest(repository, tag, missing_ok=True)
-        if current is not None and (current.media_type != OCI_INDEX or current.digest == subject):
+        if current is not None and current.digest == subject:
+            # GitLab reads any sha256-<hex> reference as the digest itself (RG-08): there is no tag to keep, and
+            # overwriting it would write over the subject's name. The referrer itself is written; say so once.
+            self.warn(f"{self.location.host} resolves the referrers fallback tag {tag} to the subject itself (as "
+                      "GitLab does): referrers written there are stored but cannot be listed for their subject")
+            return
+        if current is not None and current.media_type != OCI_INDEX:
             raise RegistryError(f"the referrers fallback tag {repository}:{tag} is not an OCI index of referrers "
                                 f"({current.media_type}); {digest} was written but is not listed there",
                                 operation=op)

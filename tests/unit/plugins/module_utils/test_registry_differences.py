@@ -226,11 +226,28 @@ def test_a_registry_that_indexes_referrers_itself_gets_no_fallback_write():
     assert len(adapter.writes()) == 1 and "sha256-" + "1" * 64 not in registry.tags["app"]
 
 
-def test_a_fallback_tag_that_is_not_an_index_is_reported():
+def test_a_fallback_tag_that_resolves_to_the_subject_is_left_alone_with_a_warning():
     registry = MemoryRegistry()
     subject_raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
     subject = registry.add_manifest("app", "1.0", subject_raw, OCI_MANIFEST)
     registry.add_manifest("app", referrers_tag(subject), subject_raw, OCI_MANIFEST)  # GitLab: the subject itself
+    client, adapter = make_client(registry.route)
+    warnings = []
+    client._warn = warnings.append  # pylint: disable=protected-access
+    signature = signature_of(subject, len(subject_raw), 1)
+    client.put_manifest("app", "sig", signature, OCI_MANIFEST, list_referrer=True)
+    assert registry.tags["app"]["sig"] == sha256(signature)  # the referrer itself was written
+    assert len(adapter.writes()) == 1 and registry.tags["app"][referrers_tag(subject)] == subject
+    assert len(warnings) == 1 and "resolves the referrers fallback tag" in warnings[0]
+
+
+def test_a_fallback_tag_that_is_not_an_index_is_reported():
+    registry = MemoryRegistry()
+    subject_raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}).encode()
+    subject = registry.add_manifest("app", "1.0", subject_raw, OCI_MANIFEST)
+    other_raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": [],
+                            "annotations": {"a": "b"}}).encode()
+    registry.add_manifest("app", referrers_tag(subject), other_raw, OCI_MANIFEST)  # a user's image on that tag
     client, _adapter = make_client(registry.route)
     signature = signature_of(subject, len(subject_raw), 1)
     with pytest.raises(RegistryError, match="not an OCI index of referrers"):
