@@ -24,7 +24,8 @@ def personality_run(personality, personas_target):
     run = run_playbook("personality.yml", {
         "conn": personality.conn(), "promote_registries": registries,
         "within_source": source, "within_targets": [f"{personality.host}/promoted-{service}/multi:2.0"],
-        "across_source": source, "across_targets": [f"{personas_target.host}/from-{service}/multi:2.0"]})
+        "across_source": source, "across_targets": [f"{personas_target.host}/from-{service}/multi:2.0"],
+        "mirror_target": personas_target.url, "service": service, "mark_url": personality.origin("api")})
     run.mark = mark  # what the personality saw from here on is this run's
     return run
 
@@ -155,3 +156,29 @@ def test_artifactory_tag_pages_follow_links_that_lost_the_prefix(personas):
     pages = [s for s in artifactory.seen[mark:] if "/tags/list" in s.path]
     assert [s.status for s in pages] == [200, 200, 200]
     assert all(s.path.startswith(artifactory.prefix + "/v2/seed/paged/tags/list") for s in pages)
+
+
+def test_mirror_copies_from_the_service_and_a_rerun_costs_no_pull(personality, personality_run, personas_target):
+    """registry_sync from the personality into a plain lab: digests kept (index whole), and the second run reads the
+    source with HEAD only (no manifest GET: no Docker Hub pull) and writes nothing."""
+    first, rerun = personality_run.results["mirrors"]
+    assert not first.get("failed") and not rerun.get("failed"), (first, rerun)
+    copied = {(entry["tag"], entry["digest"]) for image in first["images"] for entry in image["copied"]}
+    app, multi = personality.images["app"], personality.images["multi"]
+    assert copied == {("2.0", multi["digest"]), ("1.0", app["digest"])}
+    target = seed.LabSession(personas_target)
+    service = personality.service
+    assert seed.head_manifest(target, f"mirror-{service}/multi", "2.0") == multi["digest"]
+    assert seed.head_manifest(target, f"mirror-{service}/app", "1.0") == app["digest"]
+    assert seed.head_manifest(target, f"mirror-{service}/app", "latest") is None  # not selected
+    assert first["changed"] and not rerun["changed"]
+    assert {entry["tag"] for image in rerun["images"] for entry in image["unchanged"]} == {"2.0", "1.0"}
+    seen = personality.seen[personality_run.mark:]
+    (start,) = [i for i, s in enumerate(seen) if s.path == "/mark-mirror-rerun"]
+    reads = [s for s in seen[start + 1:] if "/manifests/" in s.path]
+    assert reads and reads[0].method == "HEAD"
+    # A GET only where the service answered the HEAD of that very tag 404 (Nexus, as reported): nowhere else.
+    refused_heads = {s.path for s in reads if s.method == "HEAD" and s.status == 404}
+    assert [s.path for s in reads if s.method == "GET" and s.path not in refused_heads] == []
+    assert bool(refused_heads) == (personality.service == "nexus")
+    assert not [s for s in seen[start + 1:] if s.server == "storage"]  # no blob read either
