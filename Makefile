@@ -100,7 +100,7 @@ docs-check: venv collection
 	  $(VENV)/bin/ansible-doc regops.registry.$$n >/dev/null || { echo "ansible-doc fails for $$n"; exit 1; }; done
 	@$(VENV)/bin/ansible-doc -t lookup regops.registry.digest >/dev/null
 	@$(VENV)/bin/ansible-doc -t inventory regops.registry.registry >/dev/null
-	@for f in parse_reference semver_sort promote_summary retention_plan retention_markdown retention_deletes; do $(VENV)/bin/ansible-doc -t filter regops.registry.$$f >/dev/null; done
+	@for f in plugins/filter/*.yml; do $(VENV)/bin/ansible-doc -t filter regops.registry.$$(basename $$f .yml) >/dev/null || { echo "ansible-doc fails for filter $$f"; exit 1; }; done
 	@for r in promote prune mirror; do $(VENV)/bin/ansible-doc -t role regops.registry.$$r >/dev/null; done
 	@echo "ansible-doc renders every module and plugin"
 	@PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/antsibull-changelog lint && echo "changelog fragments lint clean"
