@@ -27,6 +27,7 @@ The shapes, from each service's documentation:
 
 from __future__ import annotations
 
+import abc
 import base64
 import json
 import threading
@@ -112,7 +113,7 @@ def make_api(client, name: str, *, api_url: str | None = None, api_token: str | 
     return api
 
 
-class ServiceApi:
+class ServiceApi(abc.ABC):
     """One service's delete API. Subclasses say what it can do and how it authenticates."""
 
     name = ""
@@ -133,9 +134,9 @@ class ServiceApi:
     def redact(self, text: str) -> str:
         return self.client.redact(_auth.redact(text, self._secrets))
 
+    @abc.abstractmethod
     def authorization(self) -> str | None:
         """The ``Authorization`` value for this API's origin (None: none available)."""
-        raise NotImplementedError
 
     @property
     def has_credential(self) -> bool:
@@ -187,6 +188,10 @@ class ServiceApi:
         return (f"deleting on {self.label} needs its API's credential: give api_token (or the registry's username and "
                 "password); nothing was deleted")
 
+
+class TagDeleteApi(ServiceApi):
+    """An API that deletes one tag at a time (all but GHCR, which deletes whole versions)."""
+
     def delete_tag(self, repository: str, tag: str, digest: str) -> bool:
         """Delete one tag through the API: True when deleted, False when it was not there."""
         response = self.call("DELETE", self.tag_path(repository, tag, digest),
@@ -195,8 +200,9 @@ class ServiceApi:
         response.close()
         return response.status_code != 404
 
+    @abc.abstractmethod
     def tag_path(self, repository: str, tag: str, digest: str) -> str:
-        raise NotImplementedError
+        """The API path that deletes ``tag``."""
 
 
 def two_parts(repository: str, label: str) -> tuple[str, str]:
@@ -207,7 +213,7 @@ def two_parts(repository: str, label: str) -> tuple[str, str]:
     return namespace, rest
 
 
-class DockerHubApi(ServiceApi):
+class DockerHubApi(TagDeleteApi):
     name, label = "dockerhub", "Docker Hub"
     v2_digest_deletes = False
 
@@ -344,7 +350,7 @@ def version_entry(version: dict) -> dict:
             "tags": [t for t in (tags or []) if isinstance(t, str)]}
 
 
-class QuayApi(ServiceApi):
+class QuayApi(TagDeleteApi):
     name, label = "quay", "Quay"
     v2_tag_delete_first = True
 
@@ -359,7 +365,7 @@ class QuayApi(ServiceApi):
         return f"/api/v1/repository/{quote(namespace, safe='')}/{quote(name, safe='')}/tag/{quote(tag, safe='')}"
 
 
-class HarborApi(ServiceApi):
+class HarborApi(TagDeleteApi):
     name, label = "harbor", "Harbor"
 
     def _registry_credential(self) -> str | None:
@@ -386,7 +392,7 @@ class HarborApi(ServiceApi):
                 f"/tags/{quote(tag, safe='')}")
 
 
-class AcrApi(ServiceApi):
+class AcrApi(TagDeleteApi):
     name, label = "acr", "ACR"
 
     @property
