@@ -1,4 +1,5 @@
-"""registry_sync and the mirror role (issue 16) from a plain lab to a TLS+Basic lab: three ansible-playbook runs."""
+"""registry_sync and the mirror role (issue 16): from a plain lab to a TLS+Basic lab (three ansible-playbook runs), and
+from a TLS+token lab to a TLS+Basic lab through an interruption."""
 
 from __future__ import annotations
 
@@ -107,14 +108,17 @@ def test_mirror_plans_copies_reruns_for_free_and_keeps_or_deletes_as_told(lab_pl
     assert [(tmp_path / name).stat().st_mtime_ns for name in ("mirror.json", "mirror.md")] == stamps
 
 
-def test_an_interrupted_mirror_leaves_nothing_half_written_tagged_and_converges(lab_plain, lab_basic):
-    """Manifest writes fail after the first three (fault proxy, no retries): the run fails; every destination tag it
-    left has the source digest; the rerun finishes the job; a third run changes nothing."""
-    up, down = seed.LabSession(lab_plain), seed.LabSession(lab_basic)
+def test_an_interrupted_mirror_leaves_nothing_half_written_tagged_and_converges(lab_token, lab_basic):
+    """From a TLS+token lab to a TLS+Basic lab, each with its own credentials: manifest writes fail after the first
+    three (fault proxy, no retries): the run fails; every destination tag it left has the source digest; the rerun
+    finishes the job; a third run changes nothing."""
+    up, down = seed.LabSession(lab_token), seed.LabSession(lab_basic)
     before = reliability.snapshot(lab_basic, ["conv/app"])
     source = {f"1.{n}.0": seed.push_image(up, "conv/app", f"1.{n}.0", seed=1700 + n)["digest"] for n in range(4)}
     source["2.0.0"] = seed.push_index(up, "conv/app", "2.0.0", seed=1710)["digest"]
-    args = {"source_registry": lab_plain.url, "images": [{"repository": "conv/app"}], "retries": 0}
+    # pull rights are enough on the source
+    args = {"source_registry": lab_token.url, "source_connection": lab_token.conn("reader"),
+            "images": [{"repository": "conv/app"}], "retries": 0}
     with FaultProxy(lab_basic.url, upstream_ca=lab_basic.ca_path) as proxy:
         broken = proxy.add(Rule(action="status", method="PUT", path=r"/manifests/", status=500, skip=3, times=0))
         failed, _rss = run_module("registry_sync", {**lab_basic.conn(), "registry": proxy.url, **args})
