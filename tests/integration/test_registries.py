@@ -158,6 +158,19 @@ def test_artifactory_tag_pages_follow_links_that_lost_the_prefix(personas):
     assert all(s.path.startswith(artifactory.prefix + "/v2/seed/paged/tags/list") for s in pages)
 
 
+def test_the_mirror_role_copies_into_the_service_keeping_digests(personality, personality_run):
+    """The mirror role from a plain lab (holding the copies made by the test below) into the service: the index
+    whole and the image, with the digests the service was seeded with, as the service itself answers them."""
+    mirror_in = personality_run.results["mirror_in"]
+    assert not mirror_in.get("failed") and mirror_in["changed"], mirror_in
+    copied = {(image["target"], entry["tag"], entry["digest"]) for image in mirror_in["images"] for entry in image["copied"]}
+    app, multi = personality.images["app"], personality.images["multi"]
+    service = personality.service
+    assert copied == {(f"mirrored-{service}/multi", "2.0", multi["digest"]), (f"mirrored-{service}/app", "1.0", app["digest"])}
+    assert personality.tag_links(f"mirrored-{service}/multi")["2.0"] == multi["digest"]
+    assert personality.tag_links(f"mirrored-{service}/app")["1.0"] == app["digest"]
+
+
 def test_mirror_copies_from_the_service_and_a_rerun_costs_no_pull(personality, personality_run, personas_target):
     """registry_sync from the personality into a plain lab: digests kept (index whole), and the second run reads the
     source with HEAD only (no manifest GET: no Docker Hub pull) and writes nothing."""
