@@ -10,6 +10,7 @@ has are deleted. Every decision carries its reason, for the result and the repor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,6 +18,10 @@ from ansible_collections.regops.registry.plugins.module_utils.errors import Inva
 from ansible_collections.regops.registry.plugins.module_utils.options import compile_regexes, positive_int
 from ansible_collections.regops.registry.plugins.module_utils.semver_range import parse_range, version_key
 from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
+
+
+# The referrers fallback tag of a digest (OCI distribution 1.1): an index of that digest's referrers, kept per registry.
+FALLBACK_TAG = re.compile(r"^sha(256|512)-[0-9a-f]{64}$")
 
 
 @dataclass
@@ -27,9 +32,14 @@ class Selection:
     exclude: list = field(default_factory=list)
     semver: object = None  # SemverRange or None
     latest: int | None = None
+    referrers: bool = False  # referrers are mirrored by digest: fallback tags are neither copied nor deleted as tags
 
     def why_not(self, tag: str) -> str | None:
         """Why the name filters leave ``tag`` out (None when they select it)."""
+        if self.referrers and FALLBACK_TAG.match(tag):
+            # Each registry keeps its own: the destination's lists what was written there, so a copy of the source's
+            # would overwrite it, and the next run would copy it again.
+            return "a referrers fallback tag: with referrers, what it lists is copied by digest"
         if self.tags and not any(r.search(tag) for r in self.tags):
             return "matches none of tags"
         hit = next((r for r in self.exclude if r.search(tag)), None)
@@ -40,13 +50,13 @@ class Selection:
         return None
 
 
-def compile_selection(entry: dict, index: int) -> Selection:
+def compile_selection(entry: dict, index: int, referrers: bool = False) -> Selection:
     where = f"images[{index}]"
     semver = entry.get("semver")
     return Selection(tags=compile_regexes(entry.get("tags"), f"{where}.tags"),
                      exclude=compile_regexes(entry.get("exclude"), f"{where}.exclude"),
                      semver=None if semver in (None, "") else parse_range(semver, f"{where}.semver"),
-                     latest=positive_int(entry.get("latest"), f"{where}.latest"))
+                     latest=positive_int(entry.get("latest"), f"{where}.latest"), referrers=referrers)
 
 
 def filter_names(selection: Selection, tags: list[str]) -> tuple[list[str], dict[str, str]]:

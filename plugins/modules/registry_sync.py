@@ -242,7 +242,7 @@ def entries_of(rm: RegistryModule, source_location) -> list[dict]:
         repository = source_location.repository(entry["repository"])
         target = destination.repository(entry["target"] or entry["repository"])
         check_distinct((source_location.host, repository), (destination.host, target))
-        out.append({"repository": repository, "target": target, "selection": compile_selection(entry, index)})
+        out.append({"repository": repository, "target": target, "selection": compile_selection(entry, index, rm.params["referrers"])})
     return out
 
 

@@ -193,3 +193,16 @@ def test_mirrored_items_list_the_referrers_of_their_digest_and_others_none():
     assert items["2.0"]["referrers"] == []
     keep_written_referrers(plan, set())
     assert all(i["referrers"] == [] for i in items.values())
+
+
+def test_with_referrers_fallback_tags_are_neither_copied_nor_deleted_as_tags():
+    fallback = "sha256-" + "ab" * 32
+    tags = ["1.0", fallback, fallback + ".sig"]  # a legacy cosign tag is a tag like any other
+    plain, with_referrers = compile_selection({}, 0), compile_selection({}, 0, referrers=True)
+    assert filter_names(plain, tags) == (tags, {})
+    kept, excluded = filter_names(with_referrers, tags)
+    assert kept == ["1.0", fallback + ".sig"] and excluded[fallback].startswith("a referrers fallback tag")
+    destination = {"1.0": "d1", fallback: "idx", "sha512-" + "cd" * 32: "idx2", "old": "d0"}
+    plan = plan_entry({"1.0": "d1"}, {}, {}, destination, with_referrers, overwrite=True, delete_extra=True,
+                      source_tags={"1.0"})
+    assert [i["tag"] for i in plan["deleted"]] == ["old"]
