@@ -81,6 +81,8 @@ options:
         (that C(GET) counts as a pull on Docker Hub). The images themselves are still read with C(HEAD) only.
       - Each referrer the destination lacks (one C(HEAD) by digest there) is copied by digest, after its subject and
         byte for byte; where the destination has no referrers API it is listed in the destination's own fallback tag.
+        Each registry keeps its own fallback tags, so with V(true) the source's C(sha256-<hex>) tags are not mirrored
+        as tags (they are RV(images[].excluded)) and O(delete_extra) never deletes the destination's.
       - For a multi-platform index, the referrers of the index digest (what C(cosign sign) and C(notation sign) sign
         by default); those of its platform manifests are not looked for, which would take a C(GET) of every index on
         every run.
@@ -166,7 +168,7 @@ images:
         - With O(referrers=true) each also has C(referrers), the referrers of its digest copied by this run (in check
           mode, that would be; empty when the destination had them all), in the order written, each with C(digest),
           C(media_type), C(artifact_type) (the manifest's C(artifactType), else its config's media type, as the source
-          lists it; null when it lists none) and C(subject) (the digest it refers to: the image, or another referrer).
+          lists it; null when it lists none) and C(subject) (the digest it refers to, the image or another referrer).
           Two tags on one digest list the same referrers, copied once.
       type: list
       elements: dict
