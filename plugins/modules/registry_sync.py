@@ -110,7 +110,7 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
-- name: Mirror the releases of team/app from staging (1.x only, no release candidates)
+- name: Mirror the releases of team/app from staging (1.x only, no release candidates), signatures and SBOMs too
   regops.registry.registry_sync:
     registry: registry.example.com
     source_registry: staging.example.com
@@ -118,6 +118,7 @@ EXAMPLES = r"""
       - repository: team/app
         target: mirror/team-app
         semver: ">=1.0 <2"
+    referrers: true
   register: mirrored
 
 - name: Mirror every tag of team/app from staging, except builds, and drop the tags staging removed
@@ -129,16 +130,6 @@ EXAMPLES = r"""
         target: mirror/app
         exclude: ["^build-"]
     delete_extra: true
-
-- name: Mirror the 2.x releases of team/app with their signatures and SBOMs
-  regops.registry.registry_sync:
-    registry: registry.example.com
-    source_registry: staging.example.com
-    images:
-      - repository: team/app
-        target: mirror/app
-        semver: ">=2 <3"
-    referrers: true
 """
 
 RETURN = r"""
