@@ -112,8 +112,8 @@ def test_signatures_and_sboms_follow_their_images_through_the_fallback_tag_and_a
     assert again["changed"] and not again["images"][0]["copied"], again
     assert referrers_by_tag(again) == {"1.0": [as_item(attestation, signed)], "2.0": [], "3.0": []}
     assert listed(down, "mirror-ref/app", signed["digest"]) == [sig["digest"], sbom["digest"], attestation["digest"]]
-    manifest_gets = {r.path.rsplit("/", 1)[1] for r in lab_plain.requests(source_mark, methods=("GET",),
-                                                                           path=r"/manifests/")}
+    source_gets = lab_plain.requests(source_mark, methods=("GET",), path=r"/manifests/")
+    manifest_gets = {r.path.rsplit("/", 1)[1] for r in source_gets}
     assert manifest_gets == {attestation["digest"]} | {fallback_tag(d["digest"]) for d in (signed, sbom, multi)}
     assert [r.path for r in lab_basic.requests(mark, methods=WRITES) if "/manifests/" in r.path] == [
         f"/v2/mirror-ref/app/manifests/{attestation['digest']}",

@@ -88,7 +88,7 @@ def test_a_fallback_tag_that_resolves_to_the_subject_lists_nothing_and_warns():
 def test_referrers_are_copied_by_digest_after_their_subject_listed_at_the_destination_and_once(api):
     source, signed, _unsigned, signature, countersignature = signed_source(api)
     destination = MemoryRegistry()  # no referrers API: the copy must list them in its fallback tags
-    source_client, _ = make_client(source.route, registry="https://up.test")
+    source_client, _adapter = make_client(source.route, registry="https://up.test")
     client, adapter = make_client(destination.route)
     found = find_referrers(source_client, "up", [signed], workers=2)
     todo = missing_referrers(client, "down", found, workers=2)
@@ -110,7 +110,7 @@ def test_referrers_are_copied_by_digest_after_their_subject_listed_at_the_destin
 def test_a_referrer_listed_but_gone_upstream_is_skipped_with_a_warning():
     source, signed, _unsigned, signature, _countersignature = signed_source(api=False)
     del source.manifests["up"][signature]  # deleted upstream; the stale fallback index still lists it
-    source_client, _ = make_client(source.route, registry="https://up.test")
+    source_client, _adapter = make_client(source.route, registry="https://up.test")
     warnings = []
     source_client._warn = warnings.append
     destination = MemoryRegistry()
