@@ -118,3 +118,32 @@ def test_a_referrer_listed_but_gone_upstream_is_skipped_with_a_warning():
     found = find_referrers(source_client, "up", [signed], workers=2)
     assert copy_referrers(source_client, "up", client, "down", found[signed][:1], concurrency=2) == []
     assert adapter.writes() == [] and "does not exist on the source" in warnings[0]
+
+
+@pytest.mark.parametrize("subject_fails", [False, True])
+def test_registry_sync_writes_referrers_only_after_every_subject_of_the_entry(subject_fails):
+    from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
+    from ansible_collections.regops.registry.plugins.module_utils.mirror import attach_referrers
+    from ansible_collections.regops.registry.plugins.modules.registry_sync import apply
+
+    source, signed, _unsigned, signature, countersignature = signed_source(api=False)
+    if subject_fails:  # the image cannot be copied (a blob gone upstream): its referrers must not be written
+        layer = json.loads(source.manifests["up"][signed][0])["layers"][0]["digest"]
+        del source.blobs["up"][layer]
+    source_client, _adapter = make_client(source.route, registry="https://up.test")
+    destination = MemoryRegistry()
+    client, adapter = make_client(destination.route)
+    to_copy = missing_referrers(client, "down", find_referrers(source_client, "up", [signed], workers=2), workers=2)
+    plan = {"copied": [{"tag": "1.0", "digest": signed, "reason": "", "previous_digest": None}], "unchanged": [],
+            "deleted": [], "excluded": []}
+    attach_referrers(plan, to_copy)
+    entry = {"repository": "up", "target": "down", "referrers": to_copy}
+    if subject_fails:
+        with pytest.raises(RegistryError):
+            apply(client, source_client, [entry], [plan], 4, 0)
+        assert manifest_requests(adapter, "PUT") == []
+        return
+    apply(client, source_client, [entry], [plan], 4, 0)
+    assert manifest_requests(adapter, "PUT") == [
+        "1.0", signature, referrers_tag(signed), countersignature, referrers_tag(signature)]
+    assert [r["digest"] for r in plan["copied"][0]["referrers"]] == [signature, countersignature]
