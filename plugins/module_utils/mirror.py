@@ -10,12 +10,18 @@ has are deleted. Every decision carries its reason, for the result and the repor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.options import compile_regexes, positive_int
 from ansible_collections.regops.registry.plugins.module_utils.semver_range import parse_range, version_key
 from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
+
+
+# The referrers fallback tag of a digest (OCI distribution 1.1): an index of that digest's referrers, kept per registry.
+FALLBACK_TAG = re.compile(r"^sha(256|512)-[0-9a-f]{64}$")
 
 
 @dataclass
@@ -26,9 +32,14 @@ class Selection:
     exclude: list = field(default_factory=list)
     semver: object = None  # SemverRange or None
     latest: int | None = None
+    referrers: bool = False  # referrers are mirrored by digest: fallback tags are neither copied nor deleted as tags
 
     def why_not(self, tag: str) -> str | None:
         """Why the name filters leave ``tag`` out (None when they select it)."""
+        if self.referrers and FALLBACK_TAG.match(tag):
+            # Each registry keeps its own: the destination's lists what was written there, so a copy of the source's
+            # would overwrite it, and the next run would copy it again.
+            return "a referrers fallback tag: with referrers, what it lists is copied by digest"
         if self.tags and not any(r.search(tag) for r in self.tags):
             return "matches none of tags"
         hit = next((r for r in self.exclude if r.search(tag)), None)
@@ -39,13 +50,13 @@ class Selection:
         return None
 
 
-def compile_selection(entry: dict, index: int) -> Selection:
+def compile_selection(entry: dict, index: int, referrers: bool = False) -> Selection:
     where = f"images[{index}]"
     semver = entry.get("semver")
     return Selection(tags=compile_regexes(entry.get("tags"), f"{where}.tags"),
                      exclude=compile_regexes(entry.get("exclude"), f"{where}.exclude"),
                      semver=None if semver in (None, "") else parse_range(semver, f"{where}.semver"),
-                     latest=positive_int(entry.get("latest"), f"{where}.latest"))
+                     latest=positive_int(entry.get("latest"), f"{where}.latest"), referrers=referrers)
 
 
 def filter_names(selection: Selection, tags: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -133,3 +144,60 @@ def check_distinct(source: tuple[str, str], target: tuple[str, str]) -> None:
     if source == target:
         raise InvalidInput(f"the source and the destination are the same repository ({target[0]}/{target[1]}): "
                            "give a target, or another source_registry")
+
+
+def walk_referrers(roots: list[str], listing: Callable[[str], list[dict]],
+                   map_: Callable = map) -> dict[str, list[dict]]:
+    """Root digest -> every referrer reachable from it (referrers of referrers too: a signature of an SBOM), each a
+    descriptor with ``subject`` added, breadth first so that a referrer always comes after its subject.
+
+    ``listing(digest)``: the descriptors of that digest's referrers; ``map_`` may run the listings of one level
+    concurrently. A digest is followed once in all (the roots included): a fallback index is a mutable tag that may
+    list its own subject, an ancestor or another root's referrer, and that must neither loop nor copy twice.
+    """
+    roots = list(dict.fromkeys(roots))
+    seen = set(roots)
+    found: dict[str, list[dict]] = {root: [] for root in roots}
+    level = [(root, root) for root in roots]  # (root, digest whose referrers are listed)
+    while level:
+        answers = list(map_(lambda pair: listing(pair[1]), level))
+        following = []
+        for (root, subject), descriptors in zip(level, answers):
+            for descriptor in descriptors:
+                digest = descriptor.get("digest") if isinstance(descriptor, dict) else None
+                if not isinstance(digest, str) or digest in seen:
+                    continue
+                seen.add(digest)
+                found[root].append({**descriptor, "subject": subject})
+                following.append((root, digest))
+        level = following
+    return found
+
+
+def referrer_item(descriptor: dict) -> dict:
+    """A referrer as the result reports it."""
+    return {"digest": descriptor["digest"], "media_type": descriptor.get("mediaType"),
+            "artifact_type": descriptor.get("artifactType"), "subject": descriptor["subject"]}
+
+
+def attach_referrers(plan: dict, to_copy: dict[str, list[dict]]) -> None:
+    """Each copied or unchanged item that mirrors its source digest gets ``referrers``: those copied for that digest
+    (an unchanged item whose destination tag points elsewhere, ``overwrite: false``, mirrors nothing and gets none)."""
+    for key in ("copied", "unchanged"):
+        for entry in plan[key]:
+            mirrored = "source_digest" not in entry
+            entry["referrers"] = [referrer_item(d) for d in to_copy.get(entry["digest"], [])] if mirrored else []
+
+
+def mirrored_digests(plan: dict) -> list[str]:
+    """The distinct source digests an entry mirrors (copied, or already there): the subjects of its referrers."""
+    items = plan["copied"] + [i for i in plan["unchanged"] if "source_digest" not in i]
+    return list(dict.fromkeys(i["digest"] for i in items))
+
+
+def keep_written_referrers(plan: dict, written: set[str]) -> None:
+    """After the copies: only the referrers really written stay in the result (one listed by a stale fallback index
+    but gone upstream is not)."""
+    for key in ("copied", "unchanged"):
+        for entry in plan[key]:
+            entry["referrers"] = [r for r in entry.get("referrers", []) if r["digest"] in written]

@@ -18,6 +18,7 @@ description:
     mounted.
   - Every tag of an entry is handled in this one call, O(concurrency) requests at a time.
   - Check mode and diff report the plan and write nothing.
+  - With O(referrers=true), the signatures, SBOMs and attestations of the mirrored images come along, by digest.
 author:
   - regops.registry contributors (@regops)
 options:
@@ -71,7 +72,20 @@ options:
     default: false
   referrers:
     description:
-      - Copy signatures, SBOMs and attestations along. B(Not yet implemented); V(true) fails before any request.
+      - Copy signatures, SBOMs and attestations along (OCI 1.1 referrers, manifests whose C(subject) is the image), for
+        every mirrored image, copied or unchanged, so that a signature added upstream after the image was mirrored
+        arrives on the next run. Referrers of referrers (a signature of an SBOM) come too.
+      - On the source they are listed with the referrers API (one C(GET /v2/<name>/referrers/<digest>) per mirrored
+        digest and per referrer found); where the source has none (a 404 on the first digest, then not asked again),
+        with the fallback tag C(sha256-<hex>) of each digest, read with C(HEAD), and with C(GET) only when it exists
+        (that C(GET) counts as a pull on Docker Hub). The images themselves are still read with C(HEAD) only.
+      - Each referrer the destination lacks (one C(HEAD) by digest there) is copied by digest, after its subject and
+        byte for byte; where the destination has no referrers API it is listed in the destination's own fallback tag.
+        Each registry keeps its own fallback tags, so with V(true) the source's C(sha256-<hex>) tags are not mirrored
+        as tags (they are RV(images[].excluded)) and O(delete_extra) never deletes the destination's.
+      - For a multi-platform index, the referrers of the index digest (what C(cosign sign) and C(notation sign) sign
+        by default); those of its platform manifests are not looked for, which would take a C(GET) of every index on
+        every run.
     type: bool
     default: false
   source_registry:
@@ -96,7 +110,7 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
-- name: Mirror the releases of team/app from staging (1.x only, no release candidates)
+- name: Mirror the releases of team/app from staging (1.x only, no release candidates), signatures and SBOMs too
   regops.registry.registry_sync:
     registry: registry.example.com
     source_registry: staging.example.com
@@ -104,6 +118,7 @@ EXAMPLES = r"""
       - repository: team/app
         target: mirror/team-app
         semver: ">=1.0 <2"
+    referrers: true
   register: mirrored
 
 - name: Mirror every tag of team/app from staging, except builds, and drop the tags staging removed
@@ -132,12 +147,20 @@ images:
       description: The destination repository.
       type: str
     copied:
-      description: Tags copied (in check mode, that would be), with C(previous_digest) (null when the tag was new).
+      description:
+        - Tags copied (in check mode, that would be), with C(previous_digest) (null when the tag was new).
+        - With O(referrers=true) each also has C(referrers), as in RV(images[].unchanged).
       type: list
       elements: dict
     unchanged:
-      description: Selected tags left as they are (already the source digest, or another and O(overwrite=false); then
-        C(digest) is the destination's and C(source_digest) the source's).
+      description:
+        - Selected tags left as they are (already the source digest, or another and O(overwrite=false); then
+          C(digest) is the destination's and C(source_digest) the source's).
+        - With O(referrers=true) each also has C(referrers), the referrers of its digest copied by this run (in check
+          mode, that would be; empty when the destination had them all), in the order written, each with C(digest),
+          C(media_type), C(artifact_type) (the manifest's C(artifactType), else its config's media type, as the source
+          lists it; null when it lists none) and C(subject) (the digest it refers to, the image or another referrer).
+          Two tags on one digest list the same referrers, copied once.
       type: list
       elements: dict
     deleted:
@@ -152,7 +175,11 @@ images:
     - repository: team/app
       target: mirror/app
       copied: [{tag: "1.4.2", digest: "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945",
-                reason: missing at the destination, previous_digest: null}]
+                reason: missing at the destination, previous_digest: null,
+                referrers: [{digest: "sha256:0d8f1e5b6c2a33f4e8b9c1d2a7e6f5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8",
+                             media_type: application/vnd.oci.image.manifest.v1+json,
+                             artifact_type: application/vnd.dev.cosign.artifact.sig.v1+json,
+                             subject: "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"}]}]
       unchanged: []
       deleted: []
       excluded: [{tag: build-17, digest: null, reason: "matches exclude '^build-'"}]
@@ -184,12 +211,14 @@ from ansible_collections.regops.registry.plugins.module_utils.common import (
     for_each_repository,
     source_connection_spec,
 )
-from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.mirror import (
+    attach_referrers,
     check_distinct,
     compile_selection,
     filter_names,
+    keep_written_referrers,
     latest_by_semver,
+    mirrored_digests,
     plan_entry,
     rank_latest,
     spare_other_entries,
@@ -206,7 +235,7 @@ def entries_of(rm: RegistryModule, source_location) -> list[dict]:
         repository = source_location.repository(entry["repository"])
         target = destination.repository(entry["target"] or entry["repository"])
         check_distinct((source_location.host, repository), (destination.host, target))
-        out.append({"repository": repository, "target": target, "selection": compile_selection(entry, index)})
+        out.append({"repository": repository, "target": target, "selection": compile_selection(entry, index, rm.params["referrers"])})
     return out
 
 
@@ -246,9 +275,6 @@ def main() -> None:
         from ansible_collections.regops.registry.plugins.module_utils.facts import resolve_tags
 
         p = rm.params
-        if p["referrers"]:
-            raise InvalidInput("referrers: true is not implemented yet; mirror without it (signatures, SBOMs and "
-                               "attestations are not copied)")
         workers = concurrency(p["concurrency"])
         reserve = min_ratelimit_remaining(p["min_ratelimit_remaining"])
         source_name = p["source_registry"] or (p["source_connection"] or {}).get("registry") or p["registry"]
@@ -270,17 +296,20 @@ def main() -> None:
                 ranked, unranked = rank_latest(selection, list(digests), created)
                 excluded.update(unranked)
                 destination = map_tags(rm.client, entry["target"], workers)
-                return plan_entry({t: digests[t] for t in ranked}, excluded, digests, destination, selection,
-                                  overwrite=p["overwrite"], delete_extra=p["delete_extra"], source_tags=set(listed))
+                planned = plan_entry({t: digests[t] for t in ranked}, excluded, digests, destination, selection,
+                                     overwrite=p["overwrite"], delete_extra=p["delete_extra"], source_tags=set(listed))
+                if p["referrers"]:
+                    entry["referrers"] = plan_referrers(source_client, rm.client, entry, planned, workers, reserve)
+                return planned
 
             plans = for_each_repository(plan, entries)
             spare_other_entries(plans, [e["target"] for e in entries])
             if not rm.check_mode:
                 apply(rm.client, source_client, entries, plans, workers, reserve)
-            result = {"changed": any(pl["copied"] or pl["deleted"] for pl in plans),
+            result = {"changed": any(pl["copied"] or pl["deleted"] or copies_referrers(pl) for pl in plans),
                       "images": [{"repository": e["repository"], "target": e["target"], **pl}
                                  for e, pl in zip(entries, plans)],
-                      "diff": [diff_of(e, pl) for e, pl in zip(entries, plans)]}
+                      "diff": [diff_of(e, pl, p["referrers"]) for e, pl in zip(entries, plans)]}
             return add_ratelimit(result, source_client)
         finally:
             if source_client is not rm.client:
@@ -289,14 +318,37 @@ def main() -> None:
     rm.run(body)
 
 
-def diff_of(entry: dict, plan: dict) -> dict:
-    """Before/after of the destination tags this entry touches."""
+def plan_referrers(source_client, client, entry: dict, plan: dict, workers: int, reserve: int) -> dict[str, list]:
+    """Subject digest -> the referrers to copy for it (the destination lacks them), each after its subject; every
+    copied or unchanged item of ``plan`` lists those of its digest. Reads only: check mode plans the same."""
+    from ansible_collections.regops.registry.plugins.module_utils.mirror_referrers import (
+        find_referrers,
+        missing_referrers,
+    )
+
+    found = find_referrers(source_client, entry["repository"], mirrored_digests(plan), workers, reserve)
+    to_copy = missing_referrers(client, entry["target"], found, workers)
+    attach_referrers(plan, to_copy)
+    return to_copy
+
+
+def copies_referrers(plan: dict) -> bool:
+    return any(i.get("referrers") for key in ("copied", "unchanged") for i in plan[key])
+
+
+def diff_of(entry: dict, plan: dict, referrers: bool = False) -> dict:
+    """Before/after of the destination tags this entry touches (and, with ``referrers``, the referrers it adds)."""
     before = {i["tag"]: i["previous_digest"] for i in plan["copied"]}
     before.update({i["tag"]: i["digest"] for i in plan["deleted"]})
     after = {i["tag"]: i["digest"] for i in plan["copied"]}
     after.update({i["tag"]: None for i in plan["deleted"]})
-    return {"before": {"repository": entry["target"], "tags": dict(sorted(before.items()))},
+    diff = {"before": {"repository": entry["target"], "tags": dict(sorted(before.items()))},
             "after": {"repository": entry["target"], "tags": dict(sorted(after.items()))}}
+    if referrers:
+        added = {r["digest"] for key in ("copied", "unchanged") for i in plan[key] for r in i["referrers"]}
+        diff["before"]["referrers"] = []
+        diff["after"]["referrers"] = sorted(added)
+    return diff
 
 
 def apply(client, source_client, entries: list[dict], plans: list[dict], workers: int,
@@ -306,6 +358,7 @@ def apply(client, source_client, entries: list[dict], plans: list[dict], workers
     from ansible_collections.regops.registry.plugins.module_utils.copy import copy_image, plan_copy
 
     needed = sum(len(pl["copied"]) for pl in plans)
+    needed += sum(len(listed) for entry in entries for listed in entry.get("referrers", {}).values())
     source_client.require_pulls(needed, reserve, operation="mirroring")
     inner = max(1, workers // 2)
     for entry, pl in zip(entries, plans):
@@ -317,8 +370,23 @@ def apply(client, source_client, entries: list[dict], plans: list[dict], workers
         if pl["copied"]:
             with ThreadPoolExecutor(max_workers=min(workers, len(pl["copied"]))) as pool:
                 list(pool.map(copy, pl["copied"]))
+        if "referrers" in entry:  # after every subject is there: a registry may refuse a referrer of a missing one
+            apply_referrers(client, source_client, entry, pl, inner, reserve)
         if pl["deleted"]:
             delete_extra(client, entry["target"], pl, workers)
+
+
+def apply_referrers(client, source_client, entry: dict, plan: dict, workers: int, reserve: int) -> None:
+    """Copy the referrers planned, image by image at once (each image's in order); the result keeps those written."""
+    from ansible_collections.regops.registry.plugins.module_utils.mirror_referrers import copy_referrers
+
+    pending = [listed for listed in entry["referrers"].values() if listed]
+    if not pending:
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(pending))) as pool:
+        written = pool.map(lambda listed: copy_referrers(source_client, entry["repository"], client, entry["target"],
+                                                         listed, concurrency=workers, reserve=reserve), pending)
+        keep_written_referrers(plan, {digest for digests in written for digest in digests})
 
 
 def delete_extra(client, repository: str, plan: dict, workers: int) -> None:

@@ -18,7 +18,7 @@ BAD = [
     {"images": [{"repository": "up/app", "target": "m/app", "latest": 0}]},
     {"images": [{"repository": "up/app", "target": "Not A/Repo"}]},
     {"images": [{"repository": "up/app"}]},
-    {"images": [{"repository": "up/app", "target": "m/app"}], "referrers": True},
+    {"images": [{"repository": "up/app", "target": "m/app", "exclude": ["+"]}], "referrers": True},
 ]
 
 
@@ -57,7 +57,7 @@ def test_mirror_plans_copies_reruns_for_free_and_keeps_or_deletes_as_told(lab_pl
                                             "images[0].semver: '>=1 <two' is not a semver range",
                                             "images[0].latest must be at least 1, not 0", "Not A/Repo",
                                             "the source and the destination are the same repository",
-                                            "referrers: true is not implemented yet"]):
+                                            "images[0].exclude: '+' is not a valid regular expression"]):
         assert expected in message, message  # not a connection error: nothing was sent to 127.0.0.1:1
     [planned] = checked.results["mirror_result"]["images"]
     planned_copies = {t: i["digest"] for t, i in tags_of(planned, "copied").items()}

@@ -6,12 +6,16 @@ import pytest
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.mirror import (
+    attach_referrers,
     check_distinct,
     compile_selection,
     filter_names,
+    keep_written_referrers,
+    mirrored_digests,
     plan_entry,
     rank_latest,
     spare_other_entries,
+    walk_referrers,
 )
 from ansible_collections.regops.registry.plugins.module_utils.semver_range import parse_range
 
@@ -140,3 +144,65 @@ def test_copies_the_rate_limit_cannot_pay_are_refused_before_any_get_or_write():
     assert sent_down.sent == []
     apply(destination, source, [entry], [plan], workers=2, reserve=1)  # within the limit: copied
     assert hub.remaining == 1 and resolve_tags(destination, "library/app", ["t0", "t1"]) == digests
+
+
+# --- referrers: true -----------------------------------------------------------------------------------------------
+
+def descriptor(digest: str, artifact_type: str = "application/example") -> dict:
+    return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1,
+            "artifactType": artifact_type}
+
+
+def lister(graph: dict, asked: list | None = None):
+    def listing(digest: str) -> list[dict]:
+        if asked is not None:
+            asked.append(digest)
+        return [descriptor(d) for d in graph.get(digest, [])]
+    return listing
+
+
+def test_referrers_of_referrers_come_after_their_subject():
+    graph = {"img": ["sig", "sbom"], "sbom": ["sbom-sig"], "sbom-sig": ["counter"], "other": ["other-sig"]}
+    found = walk_referrers(["img", "other", "img"], lister(graph))
+    assert [(d["digest"], d["subject"]) for d in found["img"]] == [
+        ("sig", "img"), ("sbom", "img"), ("sbom-sig", "sbom"), ("counter", "sbom-sig")]
+    assert [d["digest"] for d in found["other"]] == ["other-sig"]
+    assert found["img"][0]["artifactType"] == "application/example"
+
+
+def test_a_fallback_index_that_lists_its_subject_an_ancestor_or_another_root_neither_loops_nor_copies_twice():
+    asked: list = []
+    graph = {"img": ["sig", "img"], "sig": ["img", "sig", "countersig"], "countersig": ["sig"],
+             "other": ["sig", "other-sig"]}
+    found = walk_referrers(["img", "other"], lister(graph, asked))
+    assert [d["digest"] for d in found["img"]] == ["sig", "countersig"]
+    assert [d["digest"] for d in found["other"]] == ["other-sig"]  # sig is img's, listed once in all
+    assert sorted(asked) == sorted(["img", "other", "sig", "other-sig", "countersig"])  # each digest asked once
+
+
+def test_mirrored_items_list_the_referrers_of_their_digest_and_others_none():
+    plan = plan_entry({"1.0": "d1", "stable": "d1", "2.0": "d2"}, {}, {}, {"stable": "d1", "2.0": "elsewhere"},
+                      compile_selection({}, 0), overwrite=False, delete_extra=False, source_tags=set())
+    assert mirrored_digests(plan) == ["d1"]  # 2.0 keeps another digest (overwrite: false): nothing of d1/d2 mirrored
+    sig = {**descriptor("s1", "application/vnd.dev.cosign.artifact.sig.v1+json"), "subject": "d1"}
+    attach_referrers(plan, {"d1": [sig], "d2": [{**descriptor("s2"), "subject": "d2"}]})
+    items = {i["tag"]: i for key in ("copied", "unchanged") for i in plan[key]}
+    expected = [{"digest": "s1", "media_type": sig["mediaType"],
+                 "artifact_type": "application/vnd.dev.cosign.artifact.sig.v1+json", "subject": "d1"}]
+    assert items["1.0"]["referrers"] == items["stable"]["referrers"] == expected
+    assert items["2.0"]["referrers"] == []
+    keep_written_referrers(plan, set())
+    assert all(i["referrers"] == [] for i in items.values())
+
+
+def test_with_referrers_fallback_tags_are_neither_copied_nor_deleted_as_tags():
+    fallback = "sha256-" + "ab" * 32
+    tags = ["1.0", fallback, fallback + ".sig"]  # a legacy cosign tag is a tag like any other
+    plain, with_referrers = compile_selection({}, 0), compile_selection({}, 0, referrers=True)
+    assert filter_names(plain, tags) == (tags, {})
+    kept, excluded = filter_names(with_referrers, tags)
+    assert kept == ["1.0", fallback + ".sig"] and excluded[fallback].startswith("a referrers fallback tag")
+    destination = {"1.0": "d1", fallback: "idx", "sha512-" + "cd" * 32: "idx2", "old": "d0"}
+    plan = plan_entry({"1.0": "d1"}, {}, {}, destination, with_referrers, overwrite=True, delete_extra=True,
+                      source_tags={"1.0"})
+    assert [i["tag"] for i in plan["deleted"]] == ["old"]
