@@ -22,6 +22,9 @@ DEFAULT_CHUNK_SIZE = 64 << 20
 READ_BLOCK = 1 << 20
 MAX_RESUMES = 5
 S3_MIN_PART = 5 << 20  # the smallest non-final part S3 multipart uploads (and so ECR) accept
+# Read size of a blob streamed between registries: a mirror streams up to concurrency x concurrency / 2 blobs at
+# once (32 by default), so each holds little; the sends are 16 KiB anyway.
+COPY_CHUNK = 256 << 10
 
 
 @dataclass
@@ -104,17 +107,19 @@ class IterStream(io.RawIOBase):
         return self._position
 
     def read(self, size: int = -1) -> bytes:
-        # requests reads 16 KiB at a time: keep an offset into the current chunk rather than slicing off the rest
-        # of it at every read (copying the remainder of a 1 MiB chunk 64 times per chunk).
-        while size < 0 or len(self._buffer) - self._offset < size:
+        """At most ``size`` bytes, from the current chunk only (a raw stream may return less; requests sends
+        what it gets and stops at b""): nothing is copied but what is returned, nor held beyond one chunk."""
+        if size < 0:
+            rest = b"".join([self._buffer[self._offset:], *self._chunks])
+            self._buffer, self._offset = b"", 0
+            self._position += len(rest)
+            return rest
+        while self._offset >= len(self._buffer):
             try:
-                chunk = next(self._chunks)
+                self._buffer, self._offset = next(self._chunks), 0
             except StopIteration:
-                break
-            self._buffer = self._buffer[self._offset:] + chunk if self._offset < len(self._buffer) else chunk
-            self._offset = 0
-        end = len(self._buffer) if size < 0 else self._offset + size
-        data = self._buffer[self._offset:end]
+                return b""
+        data = self._buffer[self._offset:self._offset + size]
         self._offset += len(data)
         self._position += len(data)
         return data
@@ -354,7 +359,7 @@ def _transfer_blob(source_client, source_repository: str, client, repository: st
 
 def _stream_copy(source_client, source_repository: str, client, repository: str, digest: str, size: int | None,
                  location: str) -> None:
-    stream = IterStream(source_client.iter_blob(source_repository, digest, size), size)
+    stream = IterStream(source_client.iter_blob(source_repository, digest, size, chunk_size=COPY_CHUNK), size)
     if size is None:
         # Unknown length: one streamed PATCH (chunked transfer encoding), then an empty PUT.
         location = client.patch_upload(location, repository, stream, None)[0]

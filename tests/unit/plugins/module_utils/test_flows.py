@@ -568,4 +568,7 @@ def test_a_streamed_blob_reads_back_byte_for_byte_whatever_the_read_size(read_si
         out.append(block)
         read += len(block)
         assert stream.tell() == read and (read_size < 0 or len(block) <= read_size)
+        if read_size > 0:  # chunk by chunk: a block never spans two chunks, and is short only at a chunk's end
+            assert (read - len(block)) // 100003 == (read - 1) // 100003
+            assert len(block) == read_size or read % 100003 == 0 or read == len(data)
     assert b"".join(out) == data and len(stream) == len(data)
