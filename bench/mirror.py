@@ -28,7 +28,7 @@ from pathlib import Path
 
 from common import OUT, ROOT, run_measured, summarise, write_results
 
-from tests.integration.runner import ensure_collection_link, run_module, run_playbook
+from tests.integration.runner import ensure_collection_link, run_ansible, run_module
 from tests.lab import seed
 from tests.lab.registry import WRITES, start_registry
 
@@ -194,10 +194,10 @@ def run_module_process(src, dst) -> tuple[None, float]:
 
 
 def run_role(src, dst) -> None:
-    result = run_playbook("mirror.yml", {"mirror_registry": dst.url, "mirror_source_registry": src.url,
-                                         "mirror_images": images()})
-    if not result.ok:
-        raise RuntimeError(result.output[-2000:])
+    proc = run_ansible("ansible-playbook", [str(ROOT / "bench" / "mirror.yml"), "-e", json.dumps(
+        {"registry": dst.url, "source_registry": src.url, "images": images()})])
+    if proc.returncode:
+        raise RuntimeError(proc.stdout[-2000:])
 
 
 def run_skopeo(src, dst, workdir: Path) -> tuple[float, float]:
