@@ -18,6 +18,7 @@ import contextlib
 import gzip
 import io
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -344,6 +345,7 @@ def main() -> int:
         print("skopeo is needed", file=sys.stderr)
         return 1
     src, tags = source_registry()
+    load_before = os.getloadavg()[1]
     workdir = Path(tempfile.mkdtemp(prefix="regops-bench-mirror-"))
     try:
         total = stored_bytes(src)
@@ -354,14 +356,15 @@ def main() -> int:
         src.close()
         shutil.rmtree(workdir, ignore_errors=True)
     goals = goal_lines(groups, counts)
+    load = f"{load_before:.1f} before, {os.getloadavg()[1]:.1f} after"
     write_results("mirror", "Mirror of 3 repositories x 30 tags (~250 MB)", groups,
-                  {case: [SKOPEO] for case in groups}, notes(total), rounds=args.rounds, requests=counts, goals=goals,
-                  stored_bytes=total)
+                  {case: [SKOPEO] for case in groups}, notes(total, load), rounds=args.rounds, requests=counts,
+                  goals=goals, stored_bytes=total)
     print("\n" + "\n".join(goals))
     return 0
 
 
-def notes(total: int) -> list[str]:
+def notes(total: int, load: str) -> list[str]:
     return [f"The source holds {len(REPOSITORIES)} repositories x {len(VERSIONS) + len(ALIASES)} tags "
             f"({len(VERSIONS)} versions, and latest and stable pointing at two of them), {total / 1e6:.0f} MB of blobs: "
             f"real gzip layers of random bytes, a {SHARED_BASE[1] // MIB} MiB base under every amd64 image, a "
@@ -376,7 +379,9 @@ def notes(total: int) -> list[str]:
             f"Before the last rerun one new tag ({NEW_TAG}, its own top layer) is pushed to {REPOSITORIES[0]}, and "
             "removed again after it. After every case the destination's tags are checked against the source's.",
             "Peak RSS: the module process as Ansible starts it and the skopeo process, by GNU time.",
-            "Request counts come from the two registries' access logs, for the first round of each tool."]
+            "Request counts come from the two registries' access logs, for the first round of each tool.",
+            f"The machine was shared with other work (5-minute load average {load}): registry latency and "
+            "Python's start vary with it, so compare the tools within a round rather than with other sections."]
 
 
 if __name__ == "__main__":
