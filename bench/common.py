@@ -118,11 +118,11 @@ def tool_versions() -> dict:
         if shutil.which(tool):
             text = subprocess.run([tool, *args], capture_output=True, text=True, check=False).stdout
             versions[tool] = " ".join(text.split()[:3]) if text else "?"
-    try:
-        from importlib.metadata import version
-        versions["python-dxf"] = version("python-dxf")
-        versions["ansible-core"] = version("ansible-core")
-        versions["requests"] = version("requests")
-    except Exception:  # noqa: BLE001 - a version is decoration
-        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in ("python-dxf", "ansible-core", "requests"):  # python-dxf only where make bench installed it
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            pass
     return versions
