@@ -5,6 +5,7 @@ Results go to .tmp/bench/<name>.json in one shape that bench/report.py turns int
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -22,6 +23,18 @@ sys.path[:0] = [str(ROOT), str(ROOT / ".tmp" / "collections")]
 # (tests.integration.runner reads this when imported, after this module).
 os.environ.setdefault("REGOPS_TEST_VERBOSITY", "0")
 OUT = ROOT / ".tmp" / "bench"
+
+
+def bench_arguments(*tools: str, rounds: int = 3) -> argparse.Namespace | None:
+    """``--rounds``; None (after saying so) when a tool the benchmark compares with is not installed."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=rounds)
+    args = parser.parse_args()
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        print(f"{', '.join(missing)} needed", file=sys.stderr)
+        return None
+    return args
 
 
 def run_measured(cmd: list[str], **kwargs) -> tuple[float, float]:

@@ -13,7 +13,6 @@ Not a test: it asserts nothing but prints a "goal met / missed" line per goal an
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gzip
 import io
@@ -26,7 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import OUT, ROOT, run_measured, summarise, write_results
+from common import OUT, ROOT, bench_arguments, run_measured, summarise, write_results
 
 from tests.integration.runner import ensure_collection_link, run_ansible, run_module
 from tests.lab import seed
@@ -345,13 +344,10 @@ def goal_lines(groups: dict, counts: dict) -> list[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    ensure_collection_link()
-    if not shutil.which("skopeo"):
-        print("skopeo is needed", file=sys.stderr)
+    args = bench_arguments("skopeo")
+    if args is None:
         return 1
+    ensure_collection_link()
     src, tags = source_registry()
     load_before = os.getloadavg()[1]
     workdir = Path(tempfile.mkdtemp(prefix="regops-bench-mirror-"))
