@@ -47,7 +47,7 @@ doc: venv collection
 	@[ -n "$(NAME)" ] || { echo "usage: make doc NAME=registry_tags [TYPE=lookup|inventory|filter|role]" >&2; exit 2; }
 	$(VENV)/bin/ansible-doc $(if $(TYPE),-t $(TYPE)) regops.registry.$(NAME)
 
-## bench: benchmarks against skopeo, python-dxf and curl (not tests); writes docs/benchmarks.md
+## bench: benchmarks against skopeo (copy, sync), python-dxf and curl (not tests); writes docs/benchmarks.md
 bench: system-deps venv collection
 	$(PY) -m pip install -q python-dxf
 	$(PY) bench/facts.py
@@ -55,6 +55,7 @@ bench: system-deps venv collection
 	$(PY) bench/upload.py
 	$(PY) bench/promote.py
 	$(PY) bench/prune.py
+	$(PY) bench/mirror.py
 	$(PY) bench/report.py
 
 ## reliability: the fault, hostile-input, load and secret-scan tests (all part of `make test`); writes docs/reliability.md

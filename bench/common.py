@@ -5,6 +5,7 @@ Results go to .tmp/bench/<name>.json in one shape that bench/report.py turns int
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -22,6 +23,18 @@ sys.path[:0] = [str(ROOT), str(ROOT / ".tmp" / "collections")]
 # (tests.integration.runner reads this when imported, after this module).
 os.environ.setdefault("REGOPS_TEST_VERBOSITY", "0")
 OUT = ROOT / ".tmp" / "bench"
+
+
+def bench_arguments(*tools: str, rounds: int = 3) -> argparse.Namespace | None:
+    """``--rounds``; None (after saying so) when a tool the benchmark compares with is not installed."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=rounds)
+    args = parser.parse_args()
+    missing = [tool for tool in tools if not shutil.which(tool)]
+    if missing:
+        print(f"{', '.join(missing)} needed", file=sys.stderr)
+        return None
+    return args
 
 
 def run_measured(cmd: list[str], **kwargs) -> tuple[float, float]:
@@ -118,11 +131,11 @@ def tool_versions() -> dict:
         if shutil.which(tool):
             text = subprocess.run([tool, *args], capture_output=True, text=True, check=False).stdout
             versions[tool] = " ".join(text.split()[:3]) if text else "?"
-    try:
-        from importlib.metadata import version
-        versions["python-dxf"] = version("python-dxf")
-        versions["ansible-core"] = version("ansible-core")
-        versions["requests"] = version("requests")
-    except Exception:  # noqa: BLE001 - a version is decoration
-        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in ("python-dxf", "ansible-core", "requests"):  # python-dxf only where make bench installed it
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            pass
     return versions

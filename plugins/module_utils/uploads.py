@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 from typing import Callable, Iterator
@@ -21,6 +22,9 @@ DEFAULT_CHUNK_SIZE = 64 << 20
 READ_BLOCK = 1 << 20
 MAX_RESUMES = 5
 S3_MIN_PART = 5 << 20  # the smallest non-final part S3 multipart uploads (and so ECR) accept
+# Read size of a blob streamed between registries: a mirror streams up to concurrency x concurrency / 2 blobs at
+# once (32 by default), so each holds little; the sends are 16 KiB anyway.
+COPY_CHUNK = 256 << 10
 
 
 @dataclass
@@ -87,6 +91,7 @@ class IterStream(io.RawIOBase):
         super().__init__()
         self._chunks = chunks
         self._buffer = b""
+        self._offset = 0  # how much of _buffer was read
         self._length = length
         self._position = 0
 
@@ -102,15 +107,20 @@ class IterStream(io.RawIOBase):
         return self._position
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                break
+        """At most ``size`` bytes, from the current chunk only (a raw stream may return less; requests sends
+        what it gets and stops at b""): nothing is copied but what is returned, nor held beyond one chunk."""
         if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
+            rest = b"".join([self._buffer[self._offset:], *self._chunks])
+            self._buffer, self._offset = b"", 0
+            self._position += len(rest)
+            return rest
+        while self._offset >= len(self._buffer):
+            try:
+                self._buffer, self._offset = next(self._chunks), 0
+            except StopIteration:
+                return b""
+        data = self._buffer[self._offset:self._offset + size]
+        self._offset += len(data)
         self._position += len(data)
         return data
 
@@ -257,13 +267,58 @@ def same_registry(source_client, client) -> bool:
     return source_client is client or source_client.location.base_url == client.location.base_url
 
 
+class InFlight:
+    """Blob transfers under way, by (target client, repository, digest).
+
+    Copies of several tags at once (a mirror entry) share base layers: each such blob is sent once, and the other
+    copies wait for it instead of streaming it too. Two uploads of one blob into one repository at once also race
+    in the CNCF registry's storage (a manifest PUT meanwhile can read the half-rewritten link: DIGEST_INVALID).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[tuple, threading.Event] = {}
+
+    def once(self, key: tuple, work: Callable[[], BlobResult]) -> BlobResult | None:
+        """``work()``, unless another thread is doing it for ``key``: then wait for that, and return None."""
+        with self._lock:
+            running = self._running.get(key)
+            if running is None:
+                done = self._running[key] = threading.Event()
+        if running is not None:
+            running.wait()
+            return None
+        try:
+            return work()
+        finally:
+            with self._lock:
+                del self._running[key]
+            done.set()
+
+
+IN_FLIGHT = InFlight()
+
+
 def transfer_blob(source_client, source_repository: str, client, repository: str, digest: str,
                   size: int | None = None, *, check_mode: bool = False, mount_from: tuple[str, ...] = ()) -> BlobResult:
     """Make a blob of another repository available in ``repository``: mount within one registry, else stream.
 
     ``mount_from`` names repositories of the target registry that may already hold the blob (an earlier
-    promotion): across registries each is tried as a mount before any byte is streamed.
+    promotion): across registries each is tried as a mount before any byte is streamed. A transfer of the same
+    blob to the same repository already under way is waited for, then the blob is looked for again.
     """
+    def transfer() -> BlobResult:
+        return _transfer_blob(source_client, source_repository, client, repository, digest, size,
+                              check_mode=check_mode, mount_from=mount_from)
+
+    while True:
+        result = IN_FLIGHT.once((id(client), repository, digest), transfer)
+        if result is not None:
+            return result
+
+
+def _transfer_blob(source_client, source_repository: str, client, repository: str, digest: str,
+                   size: int | None, *, check_mode: bool, mount_from: tuple[str, ...]) -> BlobResult:
     if client.head_blob(repository, digest) is not None:
         return BlobResult(digest, size, "exists", False, source_repository)
     within_registry = same_registry(source_client, client)
@@ -304,7 +359,7 @@ def transfer_blob(source_client, source_repository: str, client, repository: str
 
 def _stream_copy(source_client, source_repository: str, client, repository: str, digest: str, size: int | None,
                  location: str) -> None:
-    stream = IterStream(source_client.iter_blob(source_repository, digest, size), size)
+    stream = IterStream(source_client.iter_blob(source_repository, digest, size, chunk_size=COPY_CHUNK), size)
     if size is None:
         # Unknown length: one streamed PATCH (chunked transfer encoding), then an empty PUT.
         location = client.patch_upload(location, repository, stream, None)[0]

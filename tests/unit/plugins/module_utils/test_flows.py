@@ -499,3 +499,76 @@ def test_a_tag_that_moved_since_planning_keeps_its_new_digest(mode):
     assert [d["name"] for d in deleted] == ["drop"]
     assert plan.refused == [{"type": "tag", "name": "moving", "digest": new, "expected_digest": keep,
                              "reason": plan.refused[0]["reason"]}]
+
+
+def test_concurrent_copies_of_one_blob_to_one_repository_send_it_once():
+    """Tags copied at once share base layers: one copy streams the blob, the others wait and find it there
+    (eight uploads of one blob into one repository at once also race in the CNCF registry's storage)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    source, target, src_client, dst_client, src_adapter, dst_adapter = two_registries()
+    data = b"base layer" * 5000
+    digest = source.add_blob("staging/app", data)
+    first_get = threading.Event()
+
+    def slow_source(sent):
+        if sent.method == "GET" and "/blobs/sha256:" in sent.url:
+            first_get.set()
+            time.sleep(0.3)  # the other copies arrive while this one streams
+        return source.route(sent)
+
+    src_adapter.route = slow_source
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _copy: transfer_blob(src_client, "staging/app", dst_client, "prod/app", digest,
+                                                            len(data)), range(8)))
+    assert first_get.is_set() and target.blobs["prod/app"][digest] == data
+    assert sorted(r.how for r in results) == ["exists"] * 7 + ["uploaded"]
+    assert len([s for s in src_adapter.sent if s.method == "GET" and "/blobs/sha256:" in s.url]) == 1
+    assert [s.method for s in dst_adapter.writes()] == ["POST", "PUT"]
+
+
+def test_a_copy_that_failed_leaves_the_waiting_copies_to_try_themselves():
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    source, target, src_client, dst_client, src_adapter, _dst_adapter = two_registries()
+    data = b"layer" * 1000
+    digest = source.add_blob("staging/app", data)
+    failures = threading.Semaphore(1)
+
+    def first_read_fails(sent):
+        if sent.method == "GET" and "/blobs/sha256:" in sent.url:
+            time.sleep(0.2)
+            if failures.acquire(blocking=False):
+                return fake_error(404, "BLOB_UNKNOWN")  # not retried: this copy fails
+        return source.route(sent)
+
+    src_adapter.route = first_read_fails
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [pool.submit(transfer_blob, src_client, "staging/app", dst_client, "prod/app", digest, len(data))
+                   for _copy in range(3)]
+    outcomes = [f.exception() or f.result().how for f in futures]
+    assert sum(isinstance(o, RegistryError) for o in outcomes) == 1
+    assert sorted(o for o in outcomes if isinstance(o, str)) == ["exists", "uploaded"]
+    assert target.blobs["prod/app"][digest] == data
+
+
+@pytest.mark.parametrize("read_size", [1, 7, 16384, 1 << 20, -1])
+def test_a_streamed_blob_reads_back_byte_for_byte_whatever_the_read_size(read_size):
+    from ansible_collections.regops.registry.plugins.module_utils.uploads import IterStream
+
+    data = bytes(range(256)) * 1200  # 300 KB in uneven chunks
+    chunks = [data[i:i + 100003] for i in range(0, len(data), 100003)]
+    stream = IterStream(iter(chunks), len(data))
+    out, read = [], 0
+    while block := stream.read(read_size):
+        out.append(block)
+        read += len(block)
+        assert stream.tell() == read and (read_size < 0 or len(block) <= read_size)
+        if read_size > 0:  # chunk by chunk: a block never spans two chunks, and is short only at a chunk's end
+            assert (read - len(block)) // 100003 == (read - 1) // 100003
+            assert len(block) == read_size or read % 100003 == 0 or read == len(data)
+    assert b"".join(out) == data and len(stream) == len(data)
