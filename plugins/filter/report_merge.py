@@ -32,9 +32,10 @@ def retention_merge(reports, report=None) -> dict:
     names = [p["repository"] for p in repositories]
     if len(set(names)) != len(names):
         raise AnsibleFilterError("retention_merge: a repository is in more than one shard")
+    # The earliest shard first: its planned_at and its policy's now are the merged report's.
+    reports = sorted(reports, key=lambda r: (r.get("planned_at") is None, r.get("planned_at") or ""))
     merged = {key: _same_everywhere(reports, key) for key in SHARED if any(key in r for r in reports)}
-    merged["planned_at"] = min(r["planned_at"] for r in reports if r.get("planned_at")) \
-        if any(r.get("planned_at") for r in reports) else None
+    merged["planned_at"] = reports[0].get("planned_at")
     merged["summary"] = {"repositories": len(repositories),
                          **{key: sum(p["summary"][key] for p in repositories) for key in SUMMED}}
     merged["report"] = report

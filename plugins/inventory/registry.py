@@ -211,16 +211,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, hosts: list[dict]) -> None:
         strict = self.get_option("strict")
         prefix = self.get_option("group_prefix")
+        constructed = {option: self.get_option(option) for option in ("compose", "groups", "keyed_groups")}
         for variables in hosts:
-            name = host_name(variables["registry_image_repository"], variables["registry_image_tag"])
-            group = self.inventory.add_group(group_name(prefix, variables["registry_image_repository"]))
-            self.inventory.add_host(name, group=group)
+            repository = variables["registry_image_repository"]
+            name = host_name(repository, variables["registry_image_tag"])
+            self.inventory.add_host(name, group=self.inventory.add_group(group_name(prefix, repository)))
             for key, value in variables.items():
                 # ansible-core >= 2.19 (our floor) never templates strings it was not told to trust: registry data
                 # (tags, labels) set here stays data. wrap_var would only add __ansible_unsafe noise to --list.
                 self.inventory.set_variable(name, key, value)
-            host = self.inventory.get_host(name)
-            all_vars = host.get_vars()
-            self._set_composite_vars(self.get_option("compose"), all_vars, name, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), all_vars, name, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), all_vars, name, strict=strict)
+            if any(constructed.values()):
+                self._construct(name, constructed, strict)
+
+    def _construct(self, name: str, constructed: dict, strict: bool) -> None:
+        """compose, groups and keyed_groups: templates run per host, so only when configured. The host's variables
+        are read once after compose (groups may use composed variables), not again for every keyed group."""
+        host = self.inventory.get_host(name)
+        if constructed["compose"]:
+            self._set_composite_vars(constructed["compose"], host.get_vars(), name, strict=strict)
+        all_vars = host.get_vars()
+        self._add_host_to_composed_groups(constructed["groups"], all_vars, name, strict=strict, fetch_hostvars=False)
+        self._add_host_to_keyed_groups(constructed["keyed_groups"], all_vars, name, strict=strict,
+                                       fetch_hostvars=False)
