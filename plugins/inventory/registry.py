@@ -75,8 +75,11 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/regops-registry-inventory
 """
 
+import copy
+import json
 import re
 
+import jinja2
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
@@ -123,8 +126,23 @@ def host_vars(registry: str, image: dict) -> dict:
     }
 
 
+def referenced_names(expression: str) -> frozenset | None:
+    """Every name a compose or keyed_groups expression reads (None: it cannot be parsed here). Parsed with plain
+    Jinja, which checks no filter name: only the names matter."""
+    try:
+        tree = jinja2.Environment().parse("{{ (%s) }}" % expression)
+    except jinja2.TemplateSyntaxError:
+        return None  # Ansible evaluates it and reports the error as it always does
+    return frozenset(node.name for node in tree.find_all(jinja2.nodes.Name) if node.ctx == "load")
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "regops.registry.registry"
+
+    def __init__(self):
+        super().__init__()
+        self._expression_names: dict[str, frozenset | None] = {}
+        self._expression_results: dict[tuple[str, str], object] = {}
 
     def verify_file(self, path):
         return super().verify_file(path) and path.endswith(("registry.yml", "registry.yaml"))
@@ -186,6 +204,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 client.close()
         except (InvalidInput, AuthError, RegistryError) as exc:
             raise AnsibleParserError(f"regops.registry.registry inventory: {exc}") from None
+
+    def _compose(self, template, variables, disable_lookups=...):
+        """One compose or keyed_groups expression for one host, evaluated once per distinct value of the variables it
+        reads: ansible-core 2.19 compiles an expression on every call (milliseconds), which at 20,000 tags was most of
+        the inventory's time. ``arch`` keyed groups then cost one evaluation per architecture, an ``image_pin`` one
+        per image. Expressions reading anything but host variables (lookups, now(), extra variables) are evaluated
+        for every host, as before."""
+        if template not in self._expression_names:
+            self._expression_names[template] = referenced_names(template)
+        names = self._expression_names[template]
+        if names is None or not names <= variables.keys():
+            return super()._compose(template, variables)
+        key = (template, json.dumps([variables[n] for n in sorted(names)], sort_keys=True, default=repr))
+        if key not in self._expression_results:
+            self._expression_results[key] = super()._compose(template, variables)
+        return copy.deepcopy(self._expression_results[key])
 
     def _connection_option(self, name: str):
         """An option as ``build_client`` reads it: templates in the string options rendered, with the extra
