@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--before", help="git revision whose playbook and inventory plugin to measure as well")
+    parser.add_argument("--cases", default="", help="only the cases whose name matches this regular expression")
     args = parser.parse_args()
     ensure_collection_link()
     lab = seeded_lab("report-20k", {REPOSITORY: (IMAGES, TAGS_PER_IMAGE)})
@@ -88,10 +90,12 @@ def main() -> int:
                 name = "compose + keyed_groups" if constructed else "plain"
                 config = inventory_config(work, lab, f"{'before' if tree else 'now'}-{name.split()[0]}", constructed)
                 cases[f"ansible-inventory --list, {name}{label}"] = inventory(config, tree)
+        cases = {name: case for name, case in cases.items() if re.search(args.cases, name)}
         rows = summarise(measure_rounds(cases, args.rounds))
         group = f"{tags} tags, one repository, {IMAGES} images"
-        write_results("report_scale", "Tag report and inventory plugin at scale", {group: rows},
-                      {group: [next(iter(cases))]},
+        # A partial run (--cases) keeps the full results of the last whole run.
+        write_results("report_scale" + ("-partial" if args.cases else ""), "Tag report and inventory plugin at scale", {group: rows},
+                      {group: [next(iter(cases))] if args.cases == "" else []},
                       ["Whole runs (ansible-playbook, ansible-inventory --list) with their peak RSS; the first row is "
                        "the facts alone, which every other row includes.",
                        "The inventory reads the same facts as the report, then makes one host per tag."],

@@ -17,6 +17,11 @@ description:
     distinct digest), as the M(regops.registry.registry_tags) module does.
   - Everything that comes from the registry (tags, labels, annotations) is untrusted data and is never templated.
   - Configuration files must end in C(registry.yml) or C(registry.yaml).
+  - O(compose) and O(keyed_groups) expressions that read only host variables are evaluated once per distinct value
+    of the variables they read (a key on C(registry_image_architectures) once per architecture list, one on
+    C(registry_image_digest) once per image), not once per tag; the result is the same for every host. Expressions
+    that call lookups or read other variables are evaluated for every host. Without O(compose), O(groups) and
+    O(keyed_groups), no expression is evaluated at all.
   - O(registry), O(username), O(password) and O(token) may be templates, rendered with the extra variables
     (C(-e)) available, for example an P(ansible.builtin.env#lookup) lookup for the password.
 options:
