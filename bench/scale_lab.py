@@ -27,8 +27,11 @@ def seed_repository(session: seed.LabSession, repo: str, images: int, tags_per_i
                     seed_base: int = 0) -> dict[str, str]:
     """``images`` single-layer images tagged ``build-<n>`` (``tags_per_image`` tags each, n = tag number);
     returns ``{tag: digest}``."""
-    pushed = list(pool.map(lambda i: seed.push_image(session, repo, None, created=image_created(i), layer_sizes=(64,),
-                                                      seed=seed_base + i, labels={"build": str(i)}), range(images)))
+    def push(i: int) -> dict:
+        return seed.push_image(session, repo, None, created=image_created(i), layer_sizes=(64,), seed=seed_base + i,
+                               labels={"build": str(i)})
+
+    pushed = list(pool.map(push, range(images)))
     tags = {f"build-{n}": pushed[n // tags_per_image] for n in range(images * tags_per_image)}
     list(pool.map(lambda item: seed.put_manifest(session, repo, item[0], item[1]["raw"], item[1]["media_type"]),
                   tags.items()))
