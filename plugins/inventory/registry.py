@@ -17,6 +17,11 @@ description:
     distinct digest), as the M(regops.registry.registry_tags) module does.
   - Everything that comes from the registry (tags, labels, annotations) is untrusted data and is never templated.
   - Configuration files must end in C(registry.yml) or C(registry.yaml).
+  - O(compose) and O(keyed_groups) expressions that read only host variables are evaluated once per distinct value
+    of the variables they read (a key on C(registry_image_architectures) once per architecture list, one on
+    C(registry_image_digest) once per image), not once per tag; the result is the same for every host. Expressions
+    that call lookups or read other variables are evaluated for every host. Without O(compose), O(groups) and
+    O(keyed_groups), no expression is evaluated at all.
   - O(registry), O(username), O(password) and O(token) may be templates, rendered with the extra variables
     (C(-e)) available, for example an P(ansible.builtin.env#lookup) lookup for the password.
 options:
@@ -75,8 +80,11 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/regops-registry-inventory
 """
 
+import copy
+import json
 import re
 
+import jinja2
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
@@ -123,8 +131,23 @@ def host_vars(registry: str, image: dict) -> dict:
     }
 
 
+def referenced_names(expression: str) -> frozenset | None:
+    """Every name a compose or keyed_groups expression reads (None: it cannot be parsed here). Parsed with plain
+    Jinja, which checks no filter name: only the names matter."""
+    try:
+        tree = jinja2.Environment().parse("{{ (%s) }}" % expression)
+    except jinja2.TemplateSyntaxError:
+        return None  # Ansible evaluates it and reports the error as it always does
+    return frozenset(node.name for node in tree.find_all(jinja2.nodes.Name) if node.ctx == "load")
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "regops.registry.registry"
+
+    def __init__(self):
+        super().__init__()
+        self._expression_names: dict[str, frozenset | None] = {}
+        self._expression_results: dict[tuple[str, str], object] = {}
 
     def verify_file(self, path):
         return super().verify_file(path) and path.endswith(("registry.yml", "registry.yaml"))
@@ -187,6 +210,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except (InvalidInput, AuthError, RegistryError) as exc:
             raise AnsibleParserError(f"regops.registry.registry inventory: {exc}") from None
 
+    def _compose(self, template, variables, disable_lookups=...):
+        """One compose or keyed_groups expression for one host, evaluated once per distinct value of the variables it
+        reads: ansible-core 2.19 compiles an expression on every call (milliseconds), which at 20,000 tags was most of
+        the inventory's time. ``arch`` keyed groups then cost one evaluation per architecture, an ``image_pin`` one
+        per image. Expressions reading anything but host variables (lookups, now(), extra variables) are evaluated
+        for every host, as before."""
+        if template not in self._expression_names:
+            self._expression_names[template] = referenced_names(template)
+        names = self._expression_names[template]
+        if names is None or not names <= variables.keys():
+            return super()._compose(template, variables)
+        key = (template, json.dumps([variables[n] for n in sorted(names)], sort_keys=True, default=repr))
+        if key not in self._expression_results:
+            self._expression_results[key] = super()._compose(template, variables)
+        return copy.deepcopy(self._expression_results[key])
+
     def _connection_option(self, name: str):
         """An option as ``build_client`` reads it: templates in the string options rendered, with the extra
         variables (``-e``) available to them. The configuration file and extra variables are trusted sources."""
@@ -211,16 +250,25 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, hosts: list[dict]) -> None:
         strict = self.get_option("strict")
         prefix = self.get_option("group_prefix")
+        constructed = {option: self.get_option(option) for option in ("compose", "groups", "keyed_groups")}
         for variables in hosts:
-            name = host_name(variables["registry_image_repository"], variables["registry_image_tag"])
-            group = self.inventory.add_group(group_name(prefix, variables["registry_image_repository"]))
-            self.inventory.add_host(name, group=group)
+            repository = variables["registry_image_repository"]
+            name = host_name(repository, variables["registry_image_tag"])
+            self.inventory.add_host(name, group=self.inventory.add_group(group_name(prefix, repository)))
             for key, value in variables.items():
                 # ansible-core >= 2.19 (our floor) never templates strings it was not told to trust: registry data
                 # (tags, labels) set here stays data. wrap_var would only add __ansible_unsafe noise to --list.
                 self.inventory.set_variable(name, key, value)
-            host = self.inventory.get_host(name)
-            all_vars = host.get_vars()
-            self._set_composite_vars(self.get_option("compose"), all_vars, name, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), all_vars, name, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), all_vars, name, strict=strict)
+            if any(constructed.values()):
+                self._construct(name, constructed, strict)
+
+    def _construct(self, name: str, constructed: dict, strict: bool) -> None:
+        """compose, groups and keyed_groups: templates run per host, so only when configured. The host's variables
+        are read once after compose (groups may use composed variables), not again for every keyed group."""
+        host = self.inventory.get_host(name)
+        if constructed["compose"]:
+            self._set_composite_vars(constructed["compose"], host.get_vars(), name, strict=strict)
+        all_vars = host.get_vars()
+        self._add_host_to_composed_groups(constructed["groups"], all_vars, name, strict=strict, fetch_hostvars=False)
+        self._add_host_to_keyed_groups(constructed["keyed_groups"], all_vars, name, strict=strict,
+                                       fetch_hostvars=False)

@@ -15,6 +15,8 @@ def write_inventory(tmp_path, lab, **extra) -> str:
               "keyed_groups": [{"key": "registry_image_architectures", "prefix": "arch"},
                                {"key": "registry_image_labels['com.example.team'] | default('none')", "prefix": "team"}],
               "compose": {"image_pin": "registry_image_repository ~ '@' ~ registry_image_digest"},
+              # a conditional group over a composed variable: composed before the groups are made
+              "groups": {"pinned_web": "image_pin.startswith('inv/web@')"},
               "cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache"),
               **extra}
     path = tmp_path / "lab.registry.yml"
@@ -46,6 +48,7 @@ def test_inventory_graph_groups_and_cache(lab, tmp_path):
     assert set(listing["arch_arm64"]["hosts"]) == {"inv/api@2.0", "inv2/app@arm"}
     assert set(listing["arch_amd64"]["hosts"]) == {"inv/api@2.0", "inv/web@1.0", "inv/web@stable"}
     assert set(listing["team_web"]["hosts"]) == {"inv/web@1.0", "inv/web@stable"}
+    assert set(listing["pinned_web"]["hosts"]) == {"inv/web@1.0", "inv/web@stable"}
     # A label that looks like a template stays text: never evaluated.
     assert hostvars["inv2/app@arm"]["registry_image_labels"]["com.example.team"] == "{{ lookup('pipe', 'id') }}"
     assert arm["digest"] == hostvars["inv2/app@arm"]["registry_image_digest"]
