@@ -63,8 +63,7 @@ options:
         C(regops.registry.retention_plan) filter, C(keep_latest), C(group_by), C(keep_tags),
         C(match_tags), C(older_than), C(order) and C(now). A wrong term fails the task before any request.
       - The result then carries the plans instead of the facts, so 100,000 facts dicts never go through the
-        controller's variables; each RV(repositories) entry has C(repository), C(count) and C(plan) (no C(tags),
-        no C(images)), and RV(plans), RV(deletes), RV(summary) and RV(emptied) are added.
+        controller's variables; each RV(repositories) entry has C(repository) and C(count) only, and RV(plans), RV(deletes), RV(summary) and RV(emptied) are added.
       - This is how the prune role plans; the plan is the one the C(regops.registry.retention_plan) filter makes
         from the same facts.
     type: dict
@@ -131,7 +130,7 @@ count:
 repositories:
   description: With O(repositories), one entry per repository, in the order given, each with C(repository), C(tags),
     C(count) and (with O(details=true)) C(images) as described for RV(tags), RV(count) and RV(images); with
-    O(retention), C(repository), C(count) and C(plan) only.
+    O(retention), C(repository) and C(count) only (the plans are in RV(plans)).
   returned: when O(repositories) or O(retention) is given
   type: list
   elements: dict
@@ -330,10 +329,10 @@ def main() -> None:
             return add_ratelimit(dict(changed=False, **one(repositories[0], pattern, page_size, workers, reserve)),
                                  rm.client)
         results = for_each_repository(lambda r: one(r, pattern, page_size, workers, reserve, policy), repositories)
+        plans = [res.pop("plan") for res in results] if policy is not None else None
         result = {"changed": False,
                   "repositories": [dict(repository=r, **res) for r, res in zip(repositories, results)]}
-        if policy is not None:
-            plans = [res["plan"] for res in results]
+        if plans is not None:  # each plan once, in plans: the entries keep the counts
             result.update(plans=plans, deletes=deletes_of(plans), summary=totals(plans), emptied=emptied(plans))
         return add_ratelimit(result, rm.client)
 
