@@ -55,6 +55,7 @@ bench: system-deps venv collection
 	$(PY) bench/upload.py
 	$(PY) bench/promote.py
 	$(PY) bench/prune.py
+	$(PY) bench/scale.py
 	$(PY) bench/report.py
 
 ## reliability: the fault, hostile-input, load and secret-scan tests (all part of `make test`); writes docs/reliability.md

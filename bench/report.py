@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from common import OUT, ROOT
 
-ORDER = ("facts", "listing", "promote", "upload", "prune")
+ORDER = ("facts", "listing", "promote", "upload", "prune", "scale")
 
 
 def cell(text: str) -> str:
