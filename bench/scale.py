@@ -34,12 +34,17 @@ from tests.lab.registry import start_registry
 SHAPES = {"1000": bulk.Shape(1, 100), "20000": bulk.Shape(20, 100), "100000": bulk.Shape(100, 100),
           "20000x1": bulk.Shape(1, 2000, prefix="big")}
 CALLBACKS = ROOT / "bench" / "callback"
+# distribution 2.8 reads the link of every tag of the repository on each manifest DELETE (to untag it): at 20,000
+# tags in one repository about one DELETE a second on this machine, so 1,800 deletes take half an hour of the
+# registry's CPU, whatever the client does. The real prune runs where repositories are of 1,000 tags.
+REAL_PRUNE_MAX_TAGS = 5000
 FLOOR = "curl --parallel 16 (request floor)"
 MODULE = "registry_tags module process (details)"
 PLAYBOOK = "registry_tags playbook run (1 task)"
 NOOP = "ansible-playbook alone (no-op task)"
 CHECK = "prune role, check mode, report"
 REAL = "prune role, deleting 90%"
+PER_TAG = "bytes per tag (check-mode prune, largest process; RSS column)"
 
 
 def describe(shape: bulk.Shape) -> str:
@@ -122,8 +127,11 @@ def measure(shape: bulk.Shape, tmp: Path) -> tuple[dict, dict]:
         rows[NOOP] = row(seconds, rss)
         seconds, rss, tasks[CHECK] = playbook("scale_prune.yml", prune_variables(lab, shape, tmp), tmp, check=True)
         rows[CHECK] = row(seconds, rss)
+        rows[PER_TAG] = row(0.0, rss * 2 ** 20 / shape.tags)  # in the RSS column: bytes, not MiB
         summary = json.loads((tmp / "summary.json").read_text())
         assert summary["tags"] == shape.tags and summary["deleted"] == shape.tags * 9 // 10, summary
+    if shape.images * shape.tags_per_image > REAL_PRUNE_MAX_TAGS:
+        return rows, tasks
     bulk.registry_workdir(shape, tmp / "write")
     with start_registry("plain", tmp / "write") as lab:
         seconds, rss, tasks[REAL] = playbook("scale_prune.yml", prune_variables(lab, shape, tmp), tmp)
@@ -131,7 +139,6 @@ def measure(shape: bulk.Shape, tmp: Path) -> tuple[dict, dict]:
         left = sum(len(seed.list_tags(seed.LabSession(lab), name)) for name in names)
         assert left == shape.tags // 10, left  # counted independently of the collection
     shutil.rmtree(tmp / "write", ignore_errors=True)
-    rows["per-tag bytes (largest process, check-mode prune)"] = row(0.0, rows[CHECK]["peak_rss_mib"] * 2 ** 20 / shape.tags)
     return rows, tasks
 
 
@@ -144,9 +151,10 @@ def goals(rows: dict, tasks: dict) -> list[str]:
             f"playbook / (module + no-op) {rows[PLAYBOOK]['median'] / (rows[MODULE]['median'] + rows[NOOP]['median']):.2f}x"
             " (goal 1.3x)",
             f"check-mode prune / facts playbook {rows[CHECK]['median'] / rows[PLAYBOOK]['median']:.2f}x (goal 1.5x)",
-            f"real prune / facts playbook {rows[REAL]['median'] / rows[PLAYBOOK]['median']:.2f}x (goal 1.5x)",
+            (f"real prune / facts playbook {rows[REAL]['median'] / rows[PLAYBOOK]['median']:.2f}x (goal 1.5x)"
+             if REAL in rows else "no real prune (distribution 2.8 scans every tag of the repository per DELETE)"),
             f"role tasks after the facts / the facts task {rest / facts_task:.2f} (goal below 0.5)",
-            f"peak RSS {max(r.get('peak_rss_mib', 0) for n, r in rows.items() if 'bytes' not in n):.0f} MiB (goal 1024)"]
+            f"peak RSS {max(r.get('peak_rss_mib', 0) for n, r in rows.items() if n != PER_TAG):.0f} MiB (goal 1024)"]
 
 
 def main() -> int:

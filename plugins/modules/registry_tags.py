@@ -59,11 +59,12 @@ options:
     default: false
   retention:
     description:
-      - A retention policy to plan with, where the facts are (implies O(details)): the terms of the
-        C(regops.registry.retention_plan) filter, C(keep_latest), C(group_by), C(keep_tags),
-        C(match_tags), C(older_than), C(order) and C(now). A wrong term fails the task before any request.
+      - A retention policy to plan with, where the facts are (this implies O(details)). Its terms are those of the
+        C(regops.registry.retention_plan) filter, C(keep_latest), C(group_by), C(keep_tags), C(match_tags),
+        C(older_than), C(order) and C(now). A wrong term fails the task before any request.
       - The result then carries the plans instead of the facts, so 100,000 facts dicts never go through the
-        controller's variables; each RV(repositories) entry has C(repository) and C(count) only, and RV(plans), RV(deletes), RV(summary) and RV(emptied) are added.
+        controller's variables. Each RV(repositories) entry has C(repository) and C(count) only, and RV(plans),
+        RV(deletes), RV(summary) and RV(emptied) are added.
       - This is how the prune role plans; the plan is the one the C(regops.registry.retention_plan) filter makes
         from the same facts.
     type: dict
@@ -207,8 +208,8 @@ deletes:
   description:
     - With O(retention), what M(regops.registry.registry_delete) needs to carry the plans out, for the repositories
       with something to delete, ready for its O(regops.registry.registry_delete#module:repositories) (C(repository),
-      C(tags), C(digests), C(protect_tags), C(expected_tags): what the C(regops.registry.retention_deletes) filter
-      makes of each plan).
+      C(tags), C(digests), C(protect_tags) and C(expected_tags), as the C(regops.registry.retention_deletes) filter
+      makes them from each plan).
   returned: when O(retention) is given
   type: list
   elements: dict
