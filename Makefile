@@ -56,6 +56,7 @@ bench: system-deps venv collection
 	$(PY) bench/promote.py
 	$(PY) bench/prune.py
 	$(PY) bench/mirror.py
+	$(PY) bench/scale.py
 	$(PY) bench/report.py
 
 ## reliability: the fault, hostile-input, load and secret-scan tests (all part of `make test`); writes docs/reliability.md

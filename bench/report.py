@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from common import OUT, ROOT
 
-ORDER = ("facts", "listing", "promote", "upload", "prune", "mirror")
+ORDER = ("facts", "listing", "promote", "upload", "prune", "mirror", "scale")
 TARGET = ROOT / "docs" / "benchmarks.md"
 
 

@@ -9,7 +9,7 @@ import json
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
-from ansible_collections.regops.registry.plugins.module_utils.retention import make_policy, plan_retention
+from ansible_collections.regops.registry.plugins.module_utils.retention import deletes_for, make_policy, plan_retention
 
 GC_NOTE = ("Deleting manifests frees no storage by itself: the registry reclaims blobs only when its garbage "
            "collection runs (for the distribution registry, `registry garbage-collect <config>` on the registry "
@@ -36,8 +36,7 @@ def retention_plan(images, keep_latest=None, keep_tags=None, match_tags=None, ol
 def retention_deletes(plan: dict) -> dict:
     """What registry_delete needs from a plan (one entry of its ``repositories``): the deletes, the tags to keep, and
     every tag with the digest the plan saw (so a tag pushed onto a doomed digest meanwhile refuses that delete)."""
-    return {"repository": plan["repository"], "tags": plan["delete_tags"], "digests": plan["delete_digests"],
-            "protect_tags": plan["keep_tags"], "expected_tags": {e["tag"]: e["digest"] for e in plan["tags"]}}
+    return deletes_for(plan)
 
 
 def _timeless(report) -> dict:

@@ -43,9 +43,23 @@ class DeletePlan:
     absent: list[dict] = field(default_factory=list)  # asked for, not there
     expected: dict[str, str] | None = None  # tag -> digest as the caller saw them (None: no race guard)
     refused: list[dict] = field(default_factory=list)  # deletes not made because the registry changed meanwhile
+    _by_digest: dict[str, list[str]] | None = field(default=None, repr=False, compare=False)
 
     def tags_on(self, digest: str) -> list[str]:
-        return sorted(t for t, d in self.tag_digests.items() if d == digest)
+        # Indexed once (100,000 tags: a scan per digest would be quadratic); set_tags drops the index.
+        if self._by_digest is None:
+            index: dict[str, list[str]] = {}
+            for tag, on in sorted(self.tag_digests.items()):
+                index.setdefault(on, []).append(tag)
+            self._by_digest = index
+        return list(self._by_digest.get(digest, ()))
+
+    def set_tags(self, gone=(), now=None) -> None:
+        """Forget the tags in ``gone`` and learn the tag -> digest pairs in ``now``."""
+        for tag in gone:
+            self.tag_digests.pop(tag, None)
+        self.tag_digests.update(now or {})
+        self._by_digest = None
 
     def unexpected_on(self, digest: str) -> list[str]:
         """Tags on ``digest`` now that the caller did not see on it (none without expectations)."""
@@ -108,12 +122,28 @@ class ProtectedTag(RegistryError):
     """The delete would take a tag that must stay (it moved onto a doomed digest since the plan was made)."""
 
 
+def current_tags(client, repository: str, expected: dict | None, tags=(), concurrency: int = 8) -> dict[str, str]:
+    """Every tag with its digest. With ``expected`` (what the caller read moments ago, for 100,000 tags maybe),
+    one listing, and a HEAD only for the tags the caller did not see and the ``tags`` to delete alone: the rest is
+    not read twice."""
+    if expected is None:
+        return map_tags(client, repository, concurrency)
+    listed = listed_tags(client, repository)
+    wanted = set(tags)
+    again = [t for t in listed if t not in expected or t in wanted]
+    resolved = resolve_tags(client, repository, again, concurrency)
+    known = {t: expected[t] for t in listed if t in expected and t not in wanted}
+    known.update({t: d for t, d in resolved.items() if d is not None})
+    return known
+
+
 def plan_delete(client, repository: str, *, tags=(), digests=(), blobs=(), protect=(), expected=None,
                 concurrency: int = 8) -> DeletePlan:
     """Read what the deletes would touch. ``protect`` names tags that must survive: if any would go, nothing is
     deleted (a plan made earlier, such as the prune role's, may no longer match the registry). ``expected`` (tag ->
-    digest, as the caller saw them) refuses single deletes that the registry's changes since then make unsafe."""
-    tag_digests = map_tags(client, repository, concurrency)
+    digest, as the caller saw them) refuses single deletes that the registry's changes since then make unsafe, and
+    spares the reads of the tags it names (see ``current_tags``)."""
+    tag_digests = current_tags(client, repository, expected, tags, concurrency)
     plan = DeletePlan(tag_digests=tag_digests, expected=None if expected is None else dict(expected))
     for tag in dict.fromkeys(tags):
         if tag not in tag_digests:
@@ -188,21 +218,20 @@ def belongs_to(manifest, digest: str, owner) -> bool:
 
 
 def recheck_before_digest_deletes(client, repository: str, plan: DeletePlan, concurrency: int = 8) -> list[dict]:
-    """The race guard, just before the digest DELETEs: which tags are on the digests to delete now?
+    """The race guard, just before the digest DELETEs: has a tag been pushed onto a digest to delete?
 
-    Only what the deletes touch is read again: the tag list, the tags that were on those digests and any tag not
-    seen before. (A tag already known on a kept digest that moves onto a doomed one within these seconds is not
+    Only what the guard needs is read again: the tag list, and a HEAD of each tag not seen before (the tags the
+    plan saw were read moments ago, and a DELETE of a digest takes whatever tags are on it then). A tag gone since
+    is forgotten. (A tag already known on a kept digest that moves onto a doomed one within these seconds is not
     seen: that would need every tag read again.)
     """
     if plan.expected is None or not plan.digests:
         return []
-    doomed = set(plan.digests)
     listed = listed_tags(client, repository)
-    touched = [t for t in listed if t not in plan.tag_digests or plan.tag_digests[t] in doomed]
-    now = resolve_tags(client, repository, touched, concurrency)
-    for tag in [t for t, d in plan.tag_digests.items() if d in doomed and now.get(t) is None]:
-        del plan.tag_digests[tag]  # gone, or moved off a doomed digest and not listed: nothing to take with it
-    plan.tag_digests.update({t: d for t, d in now.items() if d is not None})
+    present = set(listed)
+    now = resolve_tags(client, repository, [t for t in listed if t not in plan.tag_digests], concurrency)
+    plan.set_tags(gone=[t for t in plan.tag_digests if t not in present] + [t for t, d in now.items() if d is None],
+                  now={t: d for t, d in now.items() if d is not None})
     return refuse_changed_digests(client, repository, plan)
 
 

@@ -111,6 +111,41 @@ def make_policy(keep_latest=None, keep_tags=None, match_tags=None, older_than=No
                   order=order, now=moment)
 
 
+POLICY_TERMS = ("keep_latest", "keep_tags", "match_tags", "older_than", "order", "now", "group_by")
+
+
+def policy_from_terms(terms: dict) -> Policy:
+    """``make_policy`` from a mapping of terms (a module option), refusing a term it does not know."""
+    unknown = sorted(set(terms) - set(POLICY_TERMS))
+    if unknown:
+        raise InvalidInput(f"unknown retention term {', '.join(unknown)}: the terms are {', '.join(POLICY_TERMS)}")
+    return make_policy(**{k: v for k, v in terms.items() if v is not None})
+
+
+def deletes_for(plan: dict) -> dict:
+    """What registry_delete needs from a plan (one entry of its ``repositories``): the deletes, the tags to keep, and
+    every tag with the digest the plan saw (so a tag pushed onto a doomed digest meanwhile refuses that delete)."""
+    return {"repository": plan["repository"], "tags": plan["delete_tags"], "digests": plan["delete_digests"],
+            "protect_tags": plan["keep_tags"], "expected_tags": {e["tag"]: e["digest"] for e in plan["tags"]}}
+
+
+def deletes_of(plans: list[dict]) -> list[dict]:
+    """``deletes_for`` each plan that deletes something."""
+    return [deletes_for(plan) for plan in plans if plan["summary"]["deleted"] > 0]
+
+
+def totals(plans: list[dict]) -> dict:
+    """The counts over every plan."""
+    summaries = [plan["summary"] for plan in plans]
+    return {"repositories": len(plans), "tags": sum(s["tags"] for s in summaries),
+            "kept": sum(s["kept"] for s in summaries), "deleted": sum(s["deleted"] for s in summaries)}
+
+
+def emptied(plans: list[dict]) -> list[str]:
+    """The repositories with tags of which a plan keeps none (the role refuses those unless told)."""
+    return [plan["repository"] for plan in plans if plan["summary"]["tags"] and not plan["summary"]["kept"]]
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 

@@ -57,6 +57,18 @@ options:
         found through their C(sha256-<hex>) fallback tags instead.
     type: bool
     default: false
+  retention:
+    description:
+      - A retention policy to plan with, where the facts are (this implies O(details)). Its terms are those of the
+        C(regops.registry.retention_plan) filter, C(keep_latest), C(group_by), C(keep_tags), C(match_tags),
+        C(older_than), C(order) and C(now). A wrong term fails the task before any request.
+      - The result then carries the plans instead of the facts, so 100,000 facts dicts never go through the
+        controller's variables. Each RV(repositories) entry has C(repository) and C(count) only, and RV(plans),
+        RV(deletes), RV(summary) and RV(emptied) are added.
+      - This is how the prune role plans; the plan is the one the C(regops.registry.retention_plan) filter makes
+        from the same facts.
+    type: dict
+    version_added: 0.2.0
   concurrency:
     description: How many requests run at once when resolving tags.
     type: int
@@ -107,25 +119,26 @@ EXAMPLES = r"""
 RETURN = r"""
 tags:
   description: Tag names, filtered and sorted.
-  returned: when O(repository) is given
+  returned: when O(repository) is given without O(retention)
   type: list
   elements: str
   sample: [1.0.0, 1.1.0, latest]
 count:
   description: Number of tags returned.
-  returned: when O(repository) is given
+  returned: when O(repository) is given without O(retention)
   type: int
   sample: 3
 repositories:
   description: With O(repositories), one entry per repository, in the order given, each with C(repository), C(tags),
-    C(count) and (with O(details=true)) C(images) as described for RV(tags), RV(count) and RV(images).
-  returned: when O(repositories) is given
+    C(count) and (with O(details=true)) C(images) as described for RV(tags), RV(count) and RV(images); with
+    O(retention), C(repository) and C(count) only (the plans are in RV(plans)).
+  returned: when O(repositories) or O(retention) is given
   type: list
   elements: dict
   sample: [{repository: team/app, tags: [1.0.0, latest], count: 2}]
 images:
   description: One entry per tag (same order as RV(tags)) when O(details=true).
-  returned: when O(details=true)
+  returned: when O(details=true) and O(repository) are given without O(retention)
   type: list
   elements: dict
   contains:
@@ -183,6 +196,47 @@ images:
       platforms: [{os: linux, architecture: amd64}]
       labels: {org.opencontainers.image.version: 1.1.0}
       shared_tags: [latest]
+plans:
+  description:
+    - With O(retention), the plan of every repository in the order given, as the C(regops.registry.retention_plan)
+      filter returns it (C(repository), C(policy), C(tags) with every tag's decision and reasons, C(keep_tags),
+      C(delete_tags), C(delete_digests), C(dependents), C(summary)).
+  returned: when O(retention) is given
+  type: list
+  elements: dict
+deletes:
+  description:
+    - With O(retention), what M(regops.registry.registry_delete) needs to carry the plans out, for the repositories
+      with something to delete, ready for its O(regops.registry.registry_delete#module:repositories) (C(repository),
+      C(tags), C(digests), C(protect_tags) and C(expected_tags), as the C(regops.registry.retention_deletes) filter
+      makes them from each plan).
+  returned: when O(retention) is given
+  type: list
+  elements: dict
+summary:
+  description: With O(retention), the totals over every repository.
+  returned: when O(retention) is given
+  type: dict
+  contains:
+    repositories:
+      description: Repositories planned.
+      type: int
+    tags:
+      description: Tags seen.
+      type: int
+    kept:
+      description: Tags kept.
+      type: int
+    deleted:
+      description: Tags to delete.
+      type: int
+  sample: {repositories: 2, tags: 2000, kept: 200, deleted: 1800}
+emptied:
+  description: With O(retention), the repositories with tags of which the plan keeps none.
+  returned: when O(retention) is given
+  type: list
+  elements: str
+  sample: []
 ratelimit:
   description:
     - The pull rate limit the registry last announced (Docker Hub's C(ratelimit-limit) and C(ratelimit-remaining)
@@ -218,6 +272,13 @@ from ansible_collections.regops.registry.plugins.module_utils.options import (
     min_ratelimit_remaining,
     page_size as page_size_option,
 )
+from ansible_collections.regops.registry.plugins.module_utils.retention import (
+    deletes_of,
+    emptied,
+    plan_retention,
+    policy_from_terms,
+    totals,
+)
 from ansible_collections.regops.registry.plugins.module_utils.tag_sort import sort_tags
 
 
@@ -233,18 +294,21 @@ def main() -> None:
         "concurrency": {"type": "int", "default": 8},
         "page_size": {"type": "int"},
         "min_ratelimit_remaining": {"type": "int", "default": 0},
+        "retention": {"type": "dict"},
     }, mutually_exclusive=[("repository", "repositories")], required_one_of=[("repository", "repositories")])
 
-    def one(repository: str, pattern, page_size: int | None, workers: int, reserve: int) -> dict:
+    def one(repository: str, pattern, page_size: int | None, workers: int, reserve: int, policy=None) -> dict:
         p = rm.params
         tags = rm.client.list_tags(repository, page_size=page_size)
         if pattern is not None:
             tags = [t for t in tags if pattern.search(t)]
         images = None
-        if p["details"] or p["sort"] == "created":
+        if p["details"] or p["sort"] == "created" or policy is not None:
             gatherer = FactsGatherer(rm.client, workers, reserve)
             images = gatherer.tag_details(repository, tags, referrers=p["referrers"])
             tags = [i["tag"] for i in images]  # a tag deleted meanwhile drops out
+        if policy is not None:  # the plan, not the facts, leaves the module
+            return {"count": len(tags), "plan": plan_retention(images, policy, repository=repository)}
         created = {i["tag"]: i.get("created") for i in images} if images is not None else None
         tags = sort_tags(tags, p["sort"], created=created, reverse=p["reverse"])
         result = {"tags": tags, "count": len(tags)}
@@ -261,13 +325,17 @@ def main() -> None:
         page_size = page_size_option(p["page_size"])
         workers = concurrency(p["concurrency"])
         reserve = min_ratelimit_remaining(p["min_ratelimit_remaining"])
-        if p["repositories"] is None:
+        policy = None if p["retention"] is None else policy_from_terms(p["retention"])
+        if p["repositories"] is None and policy is None:
             return add_ratelimit(dict(changed=False, **one(repositories[0], pattern, page_size, workers, reserve)),
                                  rm.client)
-        results = for_each_repository(lambda r: one(r, pattern, page_size, workers, reserve), repositories)
-        return add_ratelimit({"changed": False,
-                              "repositories": [dict(repository=r, **res) for r, res in zip(repositories, results)]},
-                             rm.client)
+        results = for_each_repository(lambda r: one(r, pattern, page_size, workers, reserve, policy), repositories)
+        plans = [res.pop("plan") for res in results] if policy is not None else None
+        result = {"changed": False,
+                  "repositories": [dict(repository=r, **res) for r, res in zip(repositories, results)]}
+        if plans is not None:  # each plan once, in plans: the entries keep the counts
+            result.update(plans=plans, deletes=deletes_of(plans), summary=totals(plans), emptied=emptied(plans))
+        return add_ratelimit(result, rm.client)
 
     rm.run(body)
 

@@ -572,3 +572,41 @@ def test_a_streamed_blob_reads_back_byte_for_byte_whatever_the_read_size(read_si
             assert (read - len(block)) // 100003 == (read - 1) // 100003
             assert len(block) == read_size or read % 100003 == 0 or read == len(data)
     assert b"".join(out) == data and len(stream) == len(data)
+
+def test_with_expectations_the_delete_plan_reads_only_unseen_tags_and_the_tags_it_deletes_alone():
+    """Issue 17: the prune's delete step must not read again the 100,000 tags its facts step read moments ago."""
+    registry = MemoryRegistry()
+    keep, _raw = image(registry, "a", ["keep", "drop"] + [f"k{i}" for i in range(20)], seed="k")
+    old, _raw = image(registry, "a", ["old"] + [f"o{i}" for i in range(20)], seed="o")
+    seen = dict(registry.tags["a"])
+    registry.tags["a"]["new"] = old  # pushed after the facts were read
+    client, adapter = make_client(registry.route)
+    plan = deletion.plan_delete(client, "a", tags=["drop"], digests=[old], protect=["keep"], expected=seen)
+    heads = sorted(s.url.rsplit("/", 1)[1] for s in adapter.sent if s.method == "HEAD")
+    assert heads == ["drop", "new"]
+    assert len([s for s in adapter.sent if s.method == "GET" and "/tags/list" in s.url]) == 1
+    assert [r["unexpected_tags"] for r in plan.refused] == [["new"]] and plan.digests == [] and plan.tags == ["drop"]
+    assert plan.tags_on(keep) == sorted(["keep", "drop"] + [f"k{i}" for i in range(20)])
+
+
+def test_the_race_guard_reads_again_only_the_tag_list_and_new_tags():
+    registry = MemoryRegistry()
+    image(registry, "a", ["keep"], seed="k")
+    old, _raw = image(registry, "a", ["old"] + [f"o{i}" for i in range(20)], seed="o")
+    older, _raw = image(registry, "a", ["older"], seed="p")
+    seen = dict(registry.tags["a"])
+    client, adapter = make_client(pushing_on_first_delete(registry, "a", "hotfix", old))
+    plan = deletion.plan_delete(client, "a", digests=[old, older], expected=seen)
+    before = len(adapter.sent)
+    deletion.apply_delete(client, "a", plan)
+    heads = [s.url.rsplit("/", 1)[1] for s in adapter.sent[before:] if s.method == "HEAD"]
+    assert heads == ["hotfix"]  # not the 21 tags already known on the doomed digest
+    assert [r["name"] for r in plan.refused] == [old] and old in registry.manifests["a"]
+    assert older not in registry.manifests["a"] and "older" not in registry.tags["a"]
+
+
+def test_tags_on_follows_the_tags_learnt_and_forgotten():
+    plan = deletion.DeletePlan(tag_digests={"a": "sha256:1", "b": "sha256:1", "c": "sha256:2"})
+    assert plan.tags_on("sha256:1") == ["a", "b"]
+    plan.set_tags(gone=["a"], now={"d": "sha256:1", "c": "sha256:1"})
+    assert plan.tags_on("sha256:1") == ["b", "c", "d"] and plan.tags_on("sha256:2") == []

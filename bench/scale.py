@@ -1,0 +1,185 @@
+"""Benchmark: facts and prune at 1,000, 20,000 and 100,000 tags (issue 17). Not a test.
+
+Registries come from tests.lab.bulk (distribution's storage written directly, cached under .tmp/bench/storage): 1, 20
+and 100 repositories of 1,000 tags (100 images, 10 tags each), and one repository of 20,000 tags (2,000 images). Per
+size, in one run: the request floor (curl --parallel 16 knowing every URL: a HEAD per tag, then each distinct
+manifest and config), the registry_tags module process (details: true, every repository in one call), the whole
+playbook of that one task, Ansible's own no-op run, the prune role in check mode with a report, and a real prune
+that deletes 90% (keep the newest tenth of the images) on a copy of the storage. Peak RSS is GNU time's for the
+module process alone, and for the whole playbook run (its largest process). The role's tasks are timed by
+bench/callback/regops_task_times.py.
+
+    .venv/bin/python bench/scale.py                      (1,000, 20,000 and 20,000 in one repository)
+    .venv/bin/python bench/scale.py --sizes 1000 20000 100000 20000x1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, run_measured, write_results
+
+from tests.integration.runner import TIME, ansible_env, ensure_collection_link, peak_rss_kib
+from tests.lab import bulk, seed
+from tests.lab.registry import start_registry
+
+SHAPES = {"1000": bulk.Shape(1, 100), "20000": bulk.Shape(20, 100), "100000": bulk.Shape(100, 100),
+          "20000x1": bulk.Shape(1, 2000, prefix="big")}
+CALLBACKS = ROOT / "bench" / "callback"
+# distribution 2.8 reads the link of every tag of the repository on each manifest DELETE (to untag it): at 20,000
+# tags in one repository about one DELETE a second on this machine, so 1,800 deletes take half an hour of the
+# registry's CPU, whatever the client does. The real prune runs where repositories are of 1,000 tags.
+REAL_PRUNE_MAX_TAGS = 5000
+FLOOR = "curl --parallel 16 (request floor)"
+MODULE = "registry_tags module process (details)"
+PLAYBOOK = "registry_tags playbook run (1 task)"
+NOOP = "ansible-playbook alone (no-op task)"
+CHECK = "prune role, check mode, report"
+REAL = "prune role, deleting 90%"
+
+
+def describe(shape: bulk.Shape) -> str:
+    where = "one repository" if shape.repositories == 1 else f"{shape.repositories} repositories"
+    return f"{shape.tags:,} tags in {where} ({shape.images * shape.repositories:,} images)"
+
+
+def curl_floor(lab, shape: bulk.Shape, tmp: Path) -> None:
+    """Every URL known in advance: HEAD per tag, then GET of each distinct manifest and config."""
+    heads, gets = [], []
+    for r, name in enumerate(shape.names()):
+        heads += [f"{lab.url}/v2/{name}/manifests/{tag}" for tag in bulk.expected_tags(shape, r)]
+        for image in range(shape.images):
+            blobs = bulk.image_blobs(r, image)
+            gets += [f"{lab.url}/v2/{name}/manifests/{bulk.digest_of(blobs['manifest'])}",
+                     f"{lab.url}/v2/{name}/blobs/{bulk.digest_of(blobs['config'])}"]
+    for name, urls, extra in (("heads", heads, ["--head"]), ("gets", gets, [])):
+        config = tmp / name
+        config.write_text("".join(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls))
+        subprocess.run(["curl", "-sf", *extra, "-H", f"Accept: {seed.ACCEPT}", "--parallel", "--parallel-max", "16",
+                        "-K", str(config)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def module_process(lab, shape: bulk.Shape, tmp: Path) -> tuple[float, float]:
+    """The module as Ansible runs it (a Python process reading its arguments, printing its result)."""
+    args = tmp / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"registry": lab.url, "repositories": shape.names(),
+                                                        "details": True, "sort": "none"}}))
+    env = ansible_env({"PYTHONPATH": str(ensure_collection_link())})
+    return run_measured([sys.executable, "-m", "ansible_collections.regops.registry.plugins.modules.registry_tags",
+                         str(args)], env=env)
+
+
+def playbook(name: str, variables: dict, tmp: Path, check: bool = False) -> tuple[float, float, list]:
+    """A whole ansible-playbook run: wall time, peak RSS of its largest process (MiB), the time of every task."""
+    times_path, vars_path, rss_path = tmp / "task-times.json", tmp / "vars.json", tmp / "rss"
+    vars_path.write_text(json.dumps(variables))
+    env = ansible_env({"ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS), "ANSIBLE_CALLBACKS_ENABLED": "regops_task_times",
+                       "REGOPS_TASK_TIMES": str(times_path)})
+    cmd = [TIME, "-f", "%M", "-o", str(rss_path), str(Path(sys.executable).parent / "ansible-playbook"),
+           "-i", "localhost,", "-c", "local", str(ROOT / "bench" / name), "-e", f"@{vars_path}"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd + (["--check"] if check else []), capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, check=False, timeout=7200)
+    elapsed = time.perf_counter() - start
+    if proc.returncode:
+        raise RuntimeError(f"{name} failed: {(proc.stdout + proc.stderr)[-3000:]}")
+    return elapsed, peak_rss_kib(rss_path) / 1024, json.loads(times_path.read_text())
+
+
+def prune_variables(lab, shape: bulk.Shape, tmp: Path) -> dict:
+    return {"prune_registry": lab.url, "prune_repositories": shape.names(),
+            "prune_keep_latest": max(1, shape.images // 10), "prune_max_deletions": shape.tags,
+            "prune_report_path": str(tmp / "report"), "summary_path": str(tmp / "summary.json")}
+
+
+def row(seconds: float, rss: float | None = None) -> dict:
+    out = {"median": seconds, "min": seconds, "max": seconds, "runs": 1}
+    if rss is not None:
+        out["peak_rss_mib"] = rss
+    return out
+
+
+def measure(shape: bulk.Shape, tmp: Path) -> tuple[dict, dict]:
+    """Every case at one size: the rows, and the prune role's task times."""
+    rows, tasks = {}, {}
+    names = shape.names()
+    cached = bulk.cached_storage(shape)
+    (tmp / "read").mkdir()
+    (tmp / "read" / "storage").symlink_to(cached)  # read-only cases serve the cache itself
+    with start_registry("plain", tmp / "read") as lab:
+        start = time.perf_counter()
+        curl_floor(lab, shape, tmp)
+        rows[FLOOR] = row(time.perf_counter() - start)
+        rows[MODULE] = row(*module_process(lab, shape, tmp))
+        seconds, rss, _tasks = playbook("scale_facts.yml", {"registry": lab.url, "repositories": names,
+                                                            "expected": shape.tags}, tmp)
+        rows[PLAYBOOK] = row(seconds, rss)
+        seconds, rss, _tasks = playbook("scale_noop.yml", {}, tmp)
+        rows[NOOP] = row(seconds, rss)
+        seconds, rss, tasks[CHECK] = playbook("scale_prune.yml", prune_variables(lab, shape, tmp), tmp, check=True)
+        rows[CHECK] = row(seconds, rss)
+
+        summary = json.loads((tmp / "summary.json").read_text())
+        assert summary["tags"] == shape.tags and summary["deleted"] == shape.tags * 9 // 10, summary
+    if shape.images * shape.tags_per_image > REAL_PRUNE_MAX_TAGS:
+        return rows, tasks
+    bulk.registry_workdir(shape, tmp / "write")
+    with start_registry("plain", tmp / "write") as lab:
+        seconds, rss, tasks[REAL] = playbook("scale_prune.yml", prune_variables(lab, shape, tmp), tmp)
+        rows[REAL] = row(seconds, rss)
+        left = sum(len(seed.list_tags(seed.LabSession(lab), name)) for name in names)
+        assert left == shape.tags // 10, left  # counted independently of the collection
+    shutil.rmtree(tmp / "write", ignore_errors=True)
+    return rows, tasks
+
+
+def goals(rows: dict, tasks: dict, tags: int) -> list[str]:
+    """The issue's ratios, as sentences."""
+    facts_task = next(t for name, t in tasks[CHECK] if name.startswith("regops.registry.prune : Gather"))
+    rest = sum(t for name, t in tasks[CHECK] if name.startswith("regops.registry.prune : ")
+               and not name.startswith("regops.registry.prune : Gather") and "catalog" not in name)
+    return [f"module / floor {rows[MODULE]['median'] / rows[FLOOR]['median']:.2f}x (goal 1.3x)",
+            f"playbook / (module + no-op) {rows[PLAYBOOK]['median'] / (rows[MODULE]['median'] + rows[NOOP]['median']):.2f}x"
+            " (goal 1.3x)",
+            f"check-mode prune / facts playbook {rows[CHECK]['median'] / rows[PLAYBOOK]['median']:.2f}x (goal 1.5x)",
+            (f"real prune / facts playbook {rows[REAL]['median'] / rows[PLAYBOOK]['median']:.2f}x (goal 1.5x)"
+             if REAL in rows else "no real prune (distribution 2.8 scans every tag of the repository per DELETE)"),
+            f"role tasks after the facts / the facts task {rest / facts_task:.2f} (goal below 0.5)",
+            f"peak RSS {max(r.get('peak_rss_mib', 0) for r in rows.values()):.0f} MiB (goal 1024), "
+            f"{rows[CHECK]['peak_rss_mib'] * 2 ** 20 / tags:.0f} bytes per tag (check-mode prune, largest process)"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", nargs="+", default=["1000", "20000", "20000x1"], choices=list(SHAPES))
+    args = parser.parse_args()
+    ensure_collection_link()
+    groups, peers, notes, task_times = {}, {}, [], {}
+    for size in args.sizes:
+        shape = SHAPES[size]
+        with tempfile.TemporaryDirectory(prefix="regops-scale-") as tmp:
+            rows, tasks = measure(shape, Path(tmp))
+        group = describe(shape)
+        groups[group], peers[group] = rows, [FLOOR, PLAYBOOK]
+        task_times[group] = tasks
+        notes.append(f"{group}: " + "; ".join(goals(rows, tasks, shape.tags)) + ".")
+        for case, times in tasks.items():
+            notes.append(f"{group}, {case}, per task: " + ", ".join(
+                f"{name.replace('regops.registry.prune : ', '')} {seconds:.1f} s" for name, seconds in times
+                if seconds >= 0.05) + ".")
+    notes.append(f"Load average when the run ended: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+                 f"(the machine is shared; {os.cpu_count()} cores).")
+    write_results("scale", "Scale: facts and prune at many tags", groups, peers, notes, task_times=task_times)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
