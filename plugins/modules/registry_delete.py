@@ -20,7 +20,9 @@ description:
   - B(Concurrent pushes.) A caller that chose the deletes from an earlier read passes what it saw in
     O(expected_tags). When it plans, the module then lists the tags and reads (C(HEAD)) only those the caller did
     not see and those of O(tags), not again every tag (100,000 for a large prune). Just before the digest deletes
-    (after the delete check and the tag deletes), it lists the tags again and reads any tag it had not seen. A digest that now carries a tag
+    (after the delete check and the tag deletes), it lists the tags again and reads every tag that is not going with
+    a deleted digest (tags it had not seen, and the kept tags, which may have moved since the caller read them). A
+    digest that now carries a tag
     the caller did not see on it is not deleted, nor what belongs to it (the children of an index, referrers whose
     subject it is); it is listed in RV(refused) with the unexpected tags, and the other deletes go on. A tag to
     delete that now points at another digest is left there and listed in RV(refused) too, with or without
@@ -119,8 +121,10 @@ options:
         digest; it must name at least every tag the caller saw on each of O(digests).
       - A digest to delete that carries any other tag, when the module plans or just before its C(DELETE), is
         refused (see RV(refused)); so is a tag of O(tags) that points at another digest than the one given here.
-      - Its tags are taken as they are, without reading them again (a tag already seen on a kept digest and moved
-        onto one to delete in the seconds since is not seen); tags not named here are read.
+      - When the module plans, its tags are taken as they are, without reading them again; tags not named here are
+        read. Just before the digest C(DELETE)s every tag that stays is read again (not the tags going with the
+        deleted digests), so a kept tag moved onto a digest to delete since the caller read it is found, and that
+        digest refused. In check mode nothing is read again.
       - Without it, every tag is read, a digest is deleted with whatever tags it carries, and RV(deleted) names them.
       - The prune role passes the tags its plan was made from.
     type: dict

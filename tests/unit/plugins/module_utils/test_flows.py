@@ -466,6 +466,26 @@ def test_a_tag_pushed_onto_a_doomed_digest_after_planning_refuses_that_delete_on
     assert "hotfix" in warnings[-1] and old in warnings[-1]
 
 
+def test_a_kept_tag_moved_onto_a_doomed_digest_after_the_facts_is_read_again_and_survives():
+    """The facts (expected) are minutes old at 100,000 tags: just before the digest DELETEs every tag that stays is
+    read again, so a kept tag moved onto a doomed digest (a rollback) refuses that delete; the tags going with the
+    doomed digests are not read again."""
+    registry = MemoryRegistry()
+    keep, _raw = image(registry, "a", ["keep", "drop"], seed="k")
+    old, _raw = image(registry, "a", ["old"], seed="o")
+    older, _raw = image(registry, "a", ["older"], seed="p")
+    seen = dict(registry.tags["a"])
+    client, adapter = make_client(pushing_on_first_delete(registry, "a", "keep", old))
+    plan = deletion.plan_delete(client, "a", tags=["drop"], digests=[old, older], expected=seen)
+    deletion.apply_delete(client, "a", plan)
+    assert registry.tags["a"] == {"keep": old, "old": old}  # the rollback kept its tag and its image
+    assert old in registry.manifests["a"] and older not in registry.manifests["a"]
+    assert [r["name"] for r in plan.refused] == [old] and plan.refused[0]["unexpected_tags"] == ["keep"]
+    heads = {r.url.rsplit("/", 1)[-1] for r in adapter.sent if r.method == "HEAD" and "/manifests/" in r.url}
+    assert "keep" in heads and not heads & {"old", "older"}
+    assert keep not in registry.tags["a"].values()
+
+
 def test_without_expectations_a_digest_goes_with_the_tags_it_took():
     registry = MemoryRegistry()
     old, _raw = image(registry, "a", ["old"], seed="o")
