@@ -285,17 +285,20 @@ def main() -> None:
         source_client = rm.client if same else rm.client_for(source_name, p["source_connection"])
         try:
             def plan(entry: dict) -> dict:
-                selection = entry["selection"]
-                listed = source_client.list_tags(entry["repository"])
-                named, excluded = filter_names(selection, listed)
-                digests = {t: d for t, d in resolve_tags(source_client, entry["repository"], named, workers).items()
-                           if d is not None}
-                created = None
-                if selection.latest and not latest_by_semver(list(digests)):
-                    created = created_of(source_client, entry["repository"], digests, workers, reserve)
-                ranked, unranked = rank_latest(selection, list(digests), created)
-                excluded.update(unranked)
-                destination = map_tags(rm.client, entry["target"], workers)
+                # Both sides at once: a rerun is nothing but these HEADs, and two registries answer them in parallel.
+                with ThreadPoolExecutor(max_workers=1) as side:
+                    at_destination = side.submit(map_tags, rm.client, entry["target"], workers)
+                    selection = entry["selection"]
+                    listed = source_client.list_tags(entry["repository"])
+                    named, excluded = filter_names(selection, listed)
+                    digests = {t: d for t, d in resolve_tags(source_client, entry["repository"], named,
+                                                             workers).items() if d is not None}
+                    created = None
+                    if selection.latest and not latest_by_semver(list(digests)):
+                        created = created_of(source_client, entry["repository"], digests, workers, reserve)
+                    ranked, unranked = rank_latest(selection, list(digests), created)
+                    excluded.update(unranked)
+                    destination = at_destination.result()
                 planned = plan_entry({t: digests[t] for t in ranked}, excluded, digests, destination, selection,
                                      overwrite=p["overwrite"], delete_extra=p["delete_extra"], source_tags=set(listed))
                 if p["referrers"]:
