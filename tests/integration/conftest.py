@@ -23,6 +23,10 @@ RELIABILITY_ROWS = ROOT / ".tmp" / "reliability" / "rows.json"
 WHOLE_RUN_LATER = ("whole-run check: on xdist workers other tests are still running; it runs after them "
                    f"(make integration: a last pytest of tests/integration/test_zz_*.py -m whole_run "
                    f"with the same {transcripts.RUN_ENV})")
+# The files that take longest (durations of a 2-worker run, docs/dev/testing.md), handed out first: xdist gives each
+# worker the next file when it is free, so a long file started last would keep one worker busy while the other idles.
+SLOWEST_FILES_FIRST = ("test_registry_deletes.py", "test_registries.py", "test_doc_examples.py", "test_modules.py",
+                       "test_prune.py", "test_load.py", "test_facts_scale.py", "test_hostile_input.py", "test_mirror.py")
 
 
 def is_xdist_worker(config) -> bool:
@@ -38,11 +42,14 @@ def pytest_configure(config):
     os.environ[transcripts.RUN_ENV] = run
     if hasattr(config.option, "testrunuid"):  # xdist is installed: its workers get this id
         config.option.testrunuid = run
+        config.option.loadscopereorder = False  # files in the order the workers collected (slowest first), not by size
     transcripts.prune_old_runs()
 
 
 def pytest_collection_modifyitems(config, items):
     if is_xdist_worker(config):
+        rank = {name: index for index, name in enumerate(SLOWEST_FILES_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's tests keep their order
         for item in items:
             if item.get_closest_marker("whole_run"):
                 item.add_marker(pytest.mark.skip(reason=WHOLE_RUN_LATER))

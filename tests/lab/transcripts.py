@@ -8,7 +8,8 @@ of the session (tests/integration/test_zz_secrets.py).
 A test run may be several processes (pytest-xdist workers, then the final whole-run checks): each process appends
 what it records to its own files in the run's directory, ``.tmp/test-runs/<run id>/``, and the checks read every
 process's files. The run id is ``PYTEST_XDIST_TESTRUNUID`` (xdist gives it to its workers; the integration conftest
-sets it in a process that has none, so one pytest process is a run of its own).
+sets it in a process that has none, so one pytest process is a run of its own). Outside a test run (``make demo``,
+the benchmarks) nothing is recorded.
 """
 
 from __future__ import annotations
@@ -78,7 +79,14 @@ def add_user_secrets(users: dict[str, str]) -> None:
         add_secret(base64.b64encode(f"{user}:{password}".encode()).decode())
 
 
+def recording() -> bool:
+    """Inside a test run (its processes, and what they start, have the run id)."""
+    return RUN_ENV in os.environ
+
+
 def add_secret(value: str) -> None:
+    if not recording():
+        return
     with _LOCK:
         if not value or value in _SEEN_SECRETS:
             return
@@ -87,7 +95,8 @@ def add_secret(value: str) -> None:
 
 
 def record(where: str, text: str) -> None:
-    _append("transcripts", [where, text])
+    if recording():
+        _append("transcripts", [where, text])
 
 
 def transcripts() -> list[tuple[str, str]]:
