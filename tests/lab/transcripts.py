@@ -101,7 +101,7 @@ def record(where: str, text: str) -> None:
 
 def transcripts() -> list[tuple[str, str]]:
     """(where, text) of everything every process of this run recorded."""
-    return [(where, text) for where, text in read_lines("transcripts")]
+    return [tuple(pair) for pair in read_lines("transcripts")]  # JSON keeps each pair as a list
 
 
 def secrets() -> set[str]:
