@@ -59,9 +59,19 @@ bench: system-deps venv collection
 	$(PY) bench/scale.py
 	$(PY) bench/report.py
 
+# The integration suite on PYTEST_WORKERS pytest-xdist workers (whole files each, handed out as workers get free; 0:
+# one process), then the whole-run checks (secret scan, return keys) once every worker has ended: a last pytest with
+# the same run id reads what every process recorded (tests/integration/conftest.py, docs/dev/testing.md). Both run
+# even when the first fails (rc: not 0 when either did).
+PYTEST_WORKERS ?= 2
+WHOLE_RUN_TESTS := tests/integration/test_zz_return_keys.py tests/integration/test_zz_secrets.py
+INTEGRATION = rc=0; export PYTEST_XDIST_TESTRUNUID=$$(date -u +%Y%m%dT%H%M%S)-$$$$; \
+	$(PY) -m pytest tests/integration -n $(PYTEST_WORKERS) --dist loadfile --durations=25 -m "not whole_run" || rc=$$?; \
+	$(PY) -m pytest $(WHOLE_RUN_TESTS) -m whole_run || rc=$$?
+
 ## reliability: the fault, hostile-input, load and secret-scan tests (all part of `make test`); writes docs/reliability.md
 reliability: system-deps venv collection
-	start=$$(date +%s); $(PY) -m pytest tests/integration; \
+	start=$$(date +%s); $(INTEGRATION); [ "$$rc" = 0 ]; \
 	  $(PY) tests/reliability_report.py $$(( ($$(date +%s) - start + 59) / 60 ))
 
 ## changelog: CHANGELOG.md from changelogs/fragments with antsibull-changelog, as the release of galaxy.yml's version
@@ -95,7 +105,7 @@ units: venv collection
 	$(PY) -m pytest tests/unit
 
 integration: system-deps venv collection
-	$(PY) -m pytest tests/integration
+	$(INTEGRATION); exit $$rc
 
 docs-check: venv collection
 	@for m in plugins/modules/*.py; do n=$$(basename $$m .py); \

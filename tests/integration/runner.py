@@ -20,16 +20,18 @@ COLLECTIONS = ROOT / ".tmp" / "collections"
 VERBOSITY = int(os.environ.get("REGOPS_TEST_VERBOSITY", "4"))
 
 
-# Every module result of the session's Ansible runs (tests/integration/callback) and of run_module, one JSON line
-# each, for test_zz_return_keys.py: one file per pytest process, started empty.
-RESULTS_LOG = ROOT / ".tmp" / "module-results" / f"{os.getpid()}.jsonl"
-RESULTS_LOG.unlink(missing_ok=True)
+# Every module result of the run's Ansible runs (tests/integration/callback) and of run_module, one JSON line each,
+# for test_zz_return_keys.py: one file per pytest process in the run's directory (tests/lab/transcripts.py).
 CALLBACKS = Path(__file__).resolve().parent / "callback"
+RESULTS_KIND = "module-results"
+
+
+def results_log() -> Path:
+    return transcripts.process_file(RESULTS_KIND)
 
 
 def record_module_result(module: str, result: dict, check_mode: bool) -> None:
-    RESULTS_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS_LOG, "a", encoding="utf-8") as log:
+    with open(results_log(), "a", encoding="utf-8") as log:
         log.write(json.dumps({"module": module, "status": "failed" if result.get("failed") else "ok",
                               "check_mode": check_mode, "result": result}) + "\n")
 
@@ -39,7 +41,10 @@ def ensure_collection_link() -> Path:
     link = COLLECTIONS / "ansible_collections" / "regops" / "registry"
     if not link.exists():
         link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(ROOT, target_is_directory=True)
+        try:
+            link.symlink_to(ROOT, target_is_directory=True)
+        except FileExistsError:  # another xdist worker made it meanwhile
+            pass
     return COLLECTIONS
 
 
@@ -57,9 +62,8 @@ def ansible_env(extra: dict | None = None) -> dict:
         "ANSIBLE_VERBOSE_TO_STDERR": "1",  # -vvvv lines on stderr: stdout stays the JSON ansible-inventory prints
         "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS),
         "ANSIBLE_CALLBACKS_ENABLED": "regops_results",
-        "REGOPS_RESULTS_LOG": str(RESULTS_LOG),
+        "REGOPS_RESULTS_LOG": str(results_log()),
     })
-    RESULTS_LOG.parent.mkdir(parents=True, exist_ok=True)
     env.update(extra or {})
     return env
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.lab import seed
+from tests.lab import registry, seed
 from tests.lab.registry import ROOT, Lab, pid_alive, start_registry
 from tests.lab.tokenserver import decode_jwt
 
@@ -42,6 +43,23 @@ def test_each_mode_starts_fast_and_cleans_up():
             if mode != "plain":
                 assert answer.url.startswith("https://127.0.0.1:")
         assert not workdir.exists() and not pid_alive(pid, "docker-registry")
+
+
+def test_a_port_taken_meanwhile_gets_another_one_a_chosen_port_never(monkeypatch, tmp_path):
+    """Parallel workers pick free ports at the same time: a registry whose picked port was taken before it bound
+    it starts on another one; a port the caller chose stays, and the start fails."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        picks = iter([busy])
+        pick_free = registry.free_port
+        monkeypatch.setattr(registry, "free_port", lambda: next(picks, None) or pick_free())
+        with start_registry("plain", tmp_path / "picked") as lab:
+            assert lab.port != busy
+            assert requests.get(f"{lab.url}/v2/", timeout=5).status_code == 200
+        with pytest.raises(RuntimeError, match="did not answer"):
+            start_registry("plain", tmp_path / "chosen", port=busy)
 
 
 def test_log_counter_sees_exactly_what_was_sent(lab):

@@ -4,18 +4,19 @@ the keys Ansible reserves.
 
 A key returned but not documented fails; a key documented ``returned: always`` (or ``success``) but missing from a
 successful result fails. The first test runs each module once in each of its modes, so the check never rests on
-nothing when this file runs alone; with the whole suite it covers every module call the suite made.
+nothing when this file runs alone; with the whole suite it covers every module call of the run, from every pytest
+process of it (the last test is ``whole_run``: see tests/integration/conftest.py).
 """
 
 from __future__ import annotations
 
 import ast
-import json
 
+import pytest
 import yaml
 
-from tests.integration.runner import RESULTS_LOG, ROOT, run_module
-from tests.lab import seed
+from tests.integration.runner import RESULTS_KIND, ROOT, run_module
+from tests.lab import seed, transcripts
 
 from tests.unit.plugins.test_reserved_keys import ANSIBLE_KEYS, MODULES, RESERVED
 
@@ -31,9 +32,8 @@ def documented(module: str) -> dict:
 
 
 def collected() -> list[dict]:
-    if not RESULTS_LOG.exists():
-        return []
-    return [json.loads(line) for line in RESULTS_LOG.read_text().splitlines() if line.strip()]
+    """Every module result every process of this run recorded."""
+    return transcripts.read_lines(RESULTS_KIND)
 
 
 def reserved_misuse(entry: dict) -> list[str]:
@@ -113,9 +113,11 @@ def test_every_module_in_every_mode_returns_what_it_documents(lab_plain, tmp_pat
     assert problems == [], "\n".join(problems)
 
 
+@pytest.mark.whole_run
 def test_every_result_the_suite_got_matches_return_and_reserved_keys():
     entries = collected()
     assert entries, "no module result was recorded (tests/integration/runner.py records them)"
     problems = sorted({f"{e['module']}: {p}" for e in entries for p in reserved_misuse(e) + return_mismatch(e)})
-    print(f"\n[measure] return keys: {len(entries)} results of {len({e['module'] for e in entries})} modules checked")
+    print(f"\n[measure] return keys: {len(entries)} results of {len({e['module'] for e in entries})} modules checked, "
+          f"recorded by {len(transcripts.run_files(RESULTS_KIND))} processes")
     assert problems == [], "\n".join(problems)

@@ -54,9 +54,27 @@ _RUNNING: list[Lab] = []
 
 
 def free_port() -> int:
+    """A port free now: another process (an xdist worker) may take it before we bind it again."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+PORT_TRIES = 3
+
+
+def _start_on_a_free_port(lab: Lab, fixed_port: bool) -> Lab:
+    """``lab.start()``; when the port we picked was taken meanwhile (the registry exits on "address already in use"),
+    again on another one. A port the caller chose is never changed."""
+    for _attempt in range(1, PORT_TRIES):
+        log_start = lab.log_path.stat().st_size if lab.log_path.exists() else 0
+        try:
+            return lab.start()
+        except RuntimeError:
+            if fixed_port or b"address already in use" not in lab.log_path.read_bytes()[log_start:]:
+                raise
+            lab.port = free_port()
+    return lab.start()
 
 
 @dataclass(frozen=True)
@@ -486,7 +504,7 @@ def start_registry(mode: str, workdir: Path | str | None = None, *, delete_enabl
                 lab.token_server = TokenServer(specs, pki.signing_cert, pki.signing_key, pki.server_cert,
                                                pki.server_key, expires_in=token_expires_in,
                                                key_hint=token_key_hint).start()
-        return lab.start()
+        return _start_on_a_free_port(lab, fixed_port=port is not None)
     except BaseException:
         lab.close()
         raise

@@ -1,7 +1,8 @@
 """The reliability table: each fault or bad input tried, how often, what happened, and the tags lost.
 
-Tests call ``row(...)``; the integration conftest writes the rows to ``.tmp/reliability/rows.json`` at the end of
-the session and ``tests/reliability_report.py`` turns them into docs/reliability.md. "Tags lost" comes from
+Tests call ``row(...)``; at the end of its session each pytest process writes its rows to the run's directory
+(``write_process_rows``), and the process that ran or started the tests gathers every process's rows of the run into
+``.tmp/reliability/rows.json`` (``merge_run_rows``); ``tests/reliability_report.py`` turns them into docs/reliability.md. "Tags lost" comes from
 ``skopeo list-tags`` before and after (``snapshot``), never from the collection's client.
 """
 
@@ -11,6 +12,8 @@ import json
 import subprocess
 import threading
 from pathlib import Path
+
+from tests.lab import transcripts
 
 ROWS: list[dict] = []
 _LOCK = threading.Lock()
@@ -56,7 +59,17 @@ def row(category: str, case: str, outcome: str, *, tries: int = 1, tags_lost: in
         ROWS.append(entry)
 
 
-def write(path: Path) -> None:
-    if ROWS:
+def write_process_rows() -> None:
+    """This process's rows, to its file in the run's directory (none: no file)."""
+    with _LOCK:
+        rows = list(ROWS)
+    if rows:
+        transcripts.process_file("reliability", "json").write_text(json.dumps(rows, indent=1))
+
+
+def merge_run_rows(path: Path) -> None:
+    """Every process's rows of this run, in one file (left alone when the run recorded none)."""
+    rows = [entry for part in transcripts.run_files("reliability", "json") for entry in json.loads(part.read_text())]
+    if rows:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(ROWS, indent=1))
+        path.write_text(json.dumps(rows, indent=1))
