@@ -26,7 +26,8 @@ WHOLE_RUN_LATER = ("whole-run check: on xdist workers other tests are still runn
 # The files that take longest (durations of a 2-worker run, docs/dev/testing.md), handed out first: xdist gives each
 # worker the next file when it is free, so a long file started last would keep one worker busy while the other idles.
 SLOWEST_FILES_FIRST = ("test_registry_deletes.py", "test_registries.py", "test_doc_examples.py", "test_modules.py",
-                       "test_prune.py", "test_load.py", "test_facts_scale.py", "test_hostile_input.py", "test_mirror.py")
+                       "test_prune.py", "test_scaling.py", "test_load.py", "test_facts_scale.py",
+                       "test_hostile_input.py", "test_mirror.py", "test_mirror_referrers.py")
 
 
 def is_xdist_worker(config) -> bool:
