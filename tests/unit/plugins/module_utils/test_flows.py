@@ -446,12 +446,16 @@ def pushing_on_first_delete(registry: MemoryRegistry, repo: str, tag: str, diges
     return route
 
 
-def test_a_tag_pushed_onto_a_doomed_digest_after_planning_refuses_that_delete_only():
+def kept_old_older():
+    """A registry with ``keep`` and ``drop`` on one image, ``old`` and ``older`` on two others; the tags as seen."""
     registry = MemoryRegistry()
-    keep, _raw = image(registry, "a", ["keep", "drop"], seed="k")
-    old, _raw = image(registry, "a", ["old"], seed="o")
-    older, _raw = image(registry, "a", ["older"], seed="p")
-    seen = dict(registry.tags["a"])
+    digests = tuple(image(registry, "a", tags, seed=seed)[0]
+                    for tags, seed in ((["keep", "drop"], "k"), (["old"], "o"), (["older"], "p")))
+    return registry, digests, dict(registry.tags["a"])
+
+
+def test_a_tag_pushed_onto_a_doomed_digest_after_planning_refuses_that_delete_only():
+    registry, (keep, old, older), seen = kept_old_older()
     client, adapter = make_client(pushing_on_first_delete(registry, "a", "hotfix", old))
     warnings = []
     client._warn = warnings.append
@@ -470,11 +474,7 @@ def test_a_kept_tag_moved_onto_a_doomed_digest_after_the_facts_is_read_again_and
     """The facts (expected) are minutes old at 100,000 tags: just before the digest DELETEs every tag that stays is
     read again, so a kept tag moved onto a doomed digest (a rollback) refuses that delete; the tags going with the
     doomed digests are not read again."""
-    registry = MemoryRegistry()
-    keep, _raw = image(registry, "a", ["keep", "drop"], seed="k")
-    old, _raw = image(registry, "a", ["old"], seed="o")
-    older, _raw = image(registry, "a", ["older"], seed="p")
-    seen = dict(registry.tags["a"])
+    registry, (keep, old, older), seen = kept_old_older()
     client, adapter = make_client(pushing_on_first_delete(registry, "a", "keep", old))
     plan = deletion.plan_delete(client, "a", tags=["drop"], digests=[old, older], expected=seen)
     deletion.apply_delete(client, "a", plan)
