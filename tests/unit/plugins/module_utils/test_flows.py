@@ -593,6 +593,7 @@ def test_a_streamed_blob_reads_back_byte_for_byte_whatever_the_read_size(read_si
             assert len(block) == read_size or read % 100003 == 0 or read == len(data)
     assert b"".join(out) == data and len(stream) == len(data)
 
+
 def test_with_expectations_the_delete_plan_reads_only_unseen_tags_and_the_tags_it_deletes_alone():
     """Issue 17: the prune's delete step must not read again the 100,000 tags its facts step read moments ago."""
     registry = MemoryRegistry()
