@@ -7,8 +7,8 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.regops.registry.plugins.filter.prune import _timeless
+from ansible_collections.regops.registry.plugins.module_utils.retention import totals
 
-SUMMED = ("tags", "kept", "deleted")
 # What every shard of one prune must agree on (the policy without the moment each shard counted back from).
 SHARED = ("registry", "check_mode", "policy", "storage_note")
 
@@ -36,8 +36,7 @@ def retention_merge(reports, report=None) -> dict:
     reports = sorted(reports, key=lambda r: (r.get("planned_at") is None, r.get("planned_at") or ""))
     merged = {key: _same_everywhere(reports, key) for key in SHARED if any(key in r for r in reports)}
     merged["planned_at"] = reports[0].get("planned_at")
-    merged["summary"] = {"repositories": len(repositories),
-                         **{key: sum(p["summary"][key] for p in repositories) for key in SUMMED}}
+    merged["summary"] = totals(repositories)
     merged["report"] = report
     merged["repositories"] = repositories
     if any("changed" in r for r in reports):
