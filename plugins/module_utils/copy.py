@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.reference import INDEX_MEDIA_TYPES
-from ansible_collections.regops.registry.plugins.module_utils.uploads import same_registry, transfer_blob
+from ansible_collections.regops.registry.plugins.module_utils.uploads import IN_FLIGHT, same_registry, transfer_blob
 
 # Non-distributable layers live outside registries (Windows base layers): never pushed.
 FOREIGN_LAYER_TYPES = frozenset({
@@ -80,6 +80,15 @@ def unchanged(digest: str, media_type: str) -> dict:
             "changed": False}
 
 
+def _write_child(client, repository: str, child, check_mode: bool) -> str:
+    """An index's child manifest, by digest, unless the repository has it."""
+    if client.head_manifest(repository, child.digest) is not None:
+        return "exists"
+    if not check_mode:
+        client.put_manifest(repository, child.digest, child.raw, child.media_type, list_referrer=True)
+    return "written"
+
+
 def copy_image(source_client, source_repository: str, source_reference: str, client, repository: str, tag: str,
                *, check_mode: bool = False, concurrency: int = 8, plan: CopyPlan | None = None,
                mount_from: tuple[str, ...] = (), reserve: int = 0) -> dict:
@@ -114,11 +123,9 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
                                 plan.blobs.items())
             result["blobs"] = [o.as_dict() for o in outcomes]
         for child in plan.children:
-            exists = client.head_manifest(repository, child.digest) is not None
-            result["manifests"].append({"digest": child.digest, "media_type": child.media_type,
-                                        "how": "exists" if exists else "written"})
-            if not exists and not check_mode:
-                client.put_manifest(repository, child.digest, child.raw, child.media_type, list_referrer=True)
+            how = IN_FLIGHT.alone(client, repository, child.digest,
+                                  lambda child=child: _write_child(client, repository, child, check_mode))
+            result["manifests"].append({"digest": child.digest, "media_type": child.media_type, "how": how})
     result["manifests"].append({"digest": source_digest, "media_type": plan.manifest.media_type, "tag": tag,
                                 "how": "written"})
     if check_mode:

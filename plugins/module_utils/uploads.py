@@ -14,7 +14,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 
@@ -25,6 +25,8 @@ S3_MIN_PART = 5 << 20  # the smallest non-final part S3 multipart uploads (and s
 # Read size of a blob streamed between registries: a mirror streams up to concurrency x concurrency / 2 blobs at
 # once (32 by default), so each holds little; the sends are 16 KiB anyway.
 COPY_CHUNK = 256 << 10
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -268,18 +270,19 @@ def same_registry(source_client, client) -> bool:
 
 
 class InFlight:
-    """Blob transfers under way, by (target client, repository, digest).
+    """Writes under way, by (target client, repository, digest).
 
-    Copies of several tags at once (a mirror entry) share base layers: each such blob is sent once, and the other
-    copies wait for it instead of streaming it too. Two uploads of one blob into one repository at once also race
-    in the CNCF registry's storage (a manifest PUT meanwhile can read the half-rewritten link: DIGEST_INVALID).
+    Copies of several tags at once (a mirror entry) share base layers and, across rebuilt indexes, child manifests:
+    each is written once, and the other copies wait for it instead of writing it too. Two writes of one blob or
+    manifest into one repository at once also race in the CNCF registry's storage: it rewrites the link file, and a
+    manifest PUT that checks its references meanwhile reads it empty (400 DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[tuple, threading.Event] = {}
 
-    def once(self, key: tuple, work: Callable[[], BlobResult]) -> BlobResult | None:
+    def once(self, key: tuple, work: Callable[[], T]) -> T | None:
         """``work()``, unless another thread is doing it for ``key``: then wait for that, and return None."""
         with self._lock:
             running = self._running.get(key)
@@ -295,6 +298,14 @@ class InFlight:
                 del self._running[key]
             done.set()
 
+    def alone(self, client, repository: str, digest: str, work: Callable[[], T]) -> T:
+        """``work()`` with no other write of ``digest`` to ``repository`` under way; after waiting for one it runs
+        again, so ``work`` must look first whether the digest is there."""
+        while True:
+            result = self.once((id(client), repository, digest), work)
+            if result is not None:
+                return result
+
 
 IN_FLIGHT = InFlight()
 
@@ -307,14 +318,9 @@ def transfer_blob(source_client, source_repository: str, client, repository: str
     promotion): across registries each is tried as a mount before any byte is streamed. A transfer of the same
     blob to the same repository already under way is waited for, then the blob is looked for again.
     """
-    def transfer() -> BlobResult:
-        return _transfer_blob(source_client, source_repository, client, repository, digest, size,
-                              check_mode=check_mode, mount_from=mount_from)
-
-    while True:
-        result = IN_FLIGHT.once((id(client), repository, digest), transfer)
-        if result is not None:
-            return result
+    return IN_FLIGHT.alone(client, repository, digest, lambda: _transfer_blob(
+        source_client, source_repository, client, repository, digest, size, check_mode=check_mode,
+        mount_from=mount_from))
 
 
 def _transfer_blob(source_client, source_repository: str, client, repository: str, digest: str,

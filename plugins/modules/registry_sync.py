@@ -360,23 +360,35 @@ def apply(client, source_client, entries: list[dict], plans: list[dict], workers
     source's rate limit cannot pay for the copies."""
     from ansible_collections.regops.registry.plugins.module_utils.copy import copy_image, plan_copy
 
-    needed = sum(len(pl["copied"]) for pl in plans)
+    groups = [tags_by_digest(pl["copied"]) for pl in plans]
+    needed = sum(len(by_digest) for by_digest in groups)
     needed += sum(len(listed) for entry in entries for listed in entry.get("referrers", {}).values())
     source_client.require_pulls(needed, reserve, operation="mirroring")
     inner = max(1, workers // 2)
-    for entry, pl in zip(entries, plans):
-        def copy(item: dict, entry=entry) -> None:
-            read = plan_copy(source_client, entry["repository"], item["digest"], inner, reserve)
-            copy_image(source_client, entry["repository"], item["digest"], client, entry["target"], item["tag"],
-                       concurrency=inner, plan=read, reserve=reserve)
+    for entry, pl, by_digest in zip(entries, plans, groups):
+        def copy(digest: str, entry=entry, by_digest=by_digest) -> None:
+            # Read once per digest; its tags one after another, since two writes of one manifest at once race in
+            # the CNCF registry's storage (see uploads.InFlight). The later tags find every blob there.
+            read = plan_copy(source_client, entry["repository"], digest, inner, reserve)
+            for tag in by_digest[digest]:
+                copy_image(source_client, entry["repository"], digest, client, entry["target"], tag,
+                           concurrency=inner, plan=read, reserve=reserve)
 
-        if pl["copied"]:
-            with ThreadPoolExecutor(max_workers=min(workers, len(pl["copied"]))) as pool:
-                list(pool.map(copy, pl["copied"]))
+        if by_digest:
+            with ThreadPoolExecutor(max_workers=min(workers, len(by_digest))) as pool:
+                list(pool.map(copy, by_digest))
         if "referrers" in entry:  # after every subject is there: a registry may refuse a referrer of a missing one
             apply_referrers(client, source_client, entry, pl, inner, reserve)
         if pl["deleted"]:
             delete_extra(client, entry["target"], pl, workers)
+
+
+def tags_by_digest(items: list[dict]) -> dict[str, list[str]]:
+    """The tags to copy, grouped by their source digest, in the order planned."""
+    grouped: dict[str, list[str]] = {}
+    for item in items:
+        grouped.setdefault(item["digest"], []).append(item["tag"])
+    return grouped
 
 
 def apply_referrers(client, source_client, entry: dict, plan: dict, workers: int, reserve: int) -> None:

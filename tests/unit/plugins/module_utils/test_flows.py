@@ -631,3 +631,43 @@ def test_tags_on_follows_the_tags_learnt_and_forgotten():
     assert plan.tags_on("sha256:1") == ["a", "b"]
     plan.set_tags(gone=["a"], now={"d": "sha256:1", "c": "sha256:1"})
     assert plan.tags_on("sha256:1") == ["b", "c", "d"] and plan.tags_on("sha256:2") == []
+
+
+def test_indexes_copied_at_once_write_the_child_they_share_once():
+    """Two rebuilt indexes share a child: copied at once, one copy writes it and the other waits for it. Writing it
+    twice at once races in the CNCF registry (the second PUT rewrites the link the first index's PUT checks)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    source, target, src_client, dst_client, _src_adapter, dst_adapter = two_registries()
+    shared, shared_raw = image(source, "src", [], seed="shared")
+    indexes = {}
+    for tag in ("1.0", "1.1"):
+        own, own_raw = image(source, "src", [], seed=tag)
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": d, "size": len(r), "platform": {"os": "linux", "architecture": a}}
+            for d, r, a in ((shared, shared_raw, "amd64"), (own, own_raw, "arm64"))]}
+        indexes[tag] = source.add_manifest("src", tag, json.dumps(index).encode(), OCI_INDEX)
+    both_read = threading.Barrier(2, timeout=0.5)
+    writing = threading.Lock()
+
+    def slow_child_puts(sent):
+        if sent.method == "HEAD" and sent.url.endswith(shared):
+            try:
+                both_read.wait()  # both copies look for the shared child before either writes it (unless one waits)
+            except threading.BrokenBarrierError:
+                pass
+        if sent.method == "PUT" and sent.url.endswith(shared):
+            assert writing.acquire(blocking=False), "the shared child is written twice at once"
+            threading.Event().wait(0.2)  # time.sleep is switched off for the retries (no_sleep)
+            writing.release()
+        return target.route(sent)
+
+    dst_adapter.route = slow_child_puts
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda tag: copy_image(src_client, "src", tag, dst_client, "dst", tag),
+                                ("1.0", "1.1")))
+    hows = sorted(m["how"] for r in results for m in r["manifests"] if m["digest"] == shared)
+    assert hows == ["exists", "written"]
+    assert len([s for s in dst_adapter.writes() if s.method == "PUT" and s.url.endswith(shared)]) == 1
+    assert {tag: target.tags["dst"][tag] for tag in indexes} == indexes

@@ -146,6 +146,47 @@ def test_copies_the_rate_limit_cannot_pay_are_refused_before_any_get_or_write():
     assert hub.remaining == 1 and resolve_tags(destination, "library/app", ["t0", "t1"]) == digests
 
 
+
+def test_tags_on_one_digest_are_read_once_and_written_one_after_another():
+    """Three tags, two on one digest: two manifest GETs (one per digest, so one pull each on Docker Hub), and the
+    two writes of the shared manifest never overlap (they race in the CNCF registry's storage)."""
+    import threading
+
+    from ansible_collections.regops.registry.plugins.module_utils.facts import resolve_tags
+    from ansible_collections.regops.registry.plugins.module_utils.reference import OCI_MANIFEST
+    from ansible_collections.regops.registry.plugins.modules.registry_sync import apply
+    from tests.unit.plugins.module_utils.fake_registry import MemoryRegistry, make_client
+    from tests.unit.plugins.module_utils.test_registry_differences import HubCounter, three_images
+
+    upstream, mirror = MemoryRegistry(), MemoryRegistry()
+    first = three_images(upstream)[0]
+    shared_raw = upstream.manifests["library/app"][first][0]
+    upstream.add_manifest("library/app", "latest", shared_raw, OCI_MANIFEST)
+    upstream.add_blob("library/app", b"{}")
+    hub = HubCounter(upstream, remaining=10)
+    source, _sent_up = make_client(hub.route, registry="https://registry-1.docker.io")
+    writing, overlaps = threading.Lock(), []
+
+    def one_write_of_a_manifest_at_a_time(sent):
+        if sent.method == "PUT" and "/manifests/" in sent.url and sent.body == shared_raw:
+            if not writing.acquire(blocking=False):
+                overlaps.append(sent.url)
+                return mirror.route(sent)
+            threading.Event().wait(0.2)
+            writing.release()
+        return mirror.route(sent)
+
+    destination, sent_down = make_client(one_write_of_a_manifest_at_a_time, registry="https://mirror.test")
+    tags = ["t0", "latest", "t1"]
+    digests = resolve_tags(source, "library/app", tags)
+    plan = plan_entry(digests, {}, digests, {}, selection(), overwrite=True, delete_extra=False,
+                      source_tags=set(digests))
+    apply(destination, source, [{"repository": "library/app", "target": "library/app"}], [plan], workers=4, reserve=0)
+    assert hub.remaining == 10 - 2 and overlaps == []
+    assert resolve_tags(destination, "library/app", tags) == digests and digests["t0"] == digests["latest"] == first
+    assert len([s for s in sent_down.sent if s.method == "PUT" and "/manifests/" in s.url]) == 3
+
+
 # --- referrers: true -----------------------------------------------------------------------------------------------
 
 def descriptor(digest: str, artifact_type: str = "application/example") -> dict:
