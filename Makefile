@@ -57,6 +57,8 @@ bench: system-deps venv collection
 	$(PY) bench/prune.py
 	$(PY) bench/mirror.py
 	$(PY) bench/scale.py
+	$(PY) bench/report_scale.py
+	$(PY) bench/shards.py
 	$(PY) bench/report.py
 
 # The integration suite on PYTEST_WORKERS pytest-xdist workers (whole files each, handed out as workers get free; 0:
