@@ -146,7 +146,6 @@ def test_copies_the_rate_limit_cannot_pay_are_refused_before_any_get_or_write():
     assert hub.remaining == 1 and resolve_tags(destination, "library/app", ["t0", "t1"]) == digests
 
 
-
 def test_tags_on_one_digest_are_read_once_and_written_one_after_another():
     """Three tags, two on one digest: two manifest GETs (one per digest, so one pull each on Docker Hub), and the
     two writes of the shared manifest never overlap (they race in the CNCF registry's storage)."""
