@@ -59,8 +59,8 @@ options:
     default: false
   blobs:
     description:
-      - With O(details), also return the size of every blob each image references, in RV(images[].blobs): its
-        config and layers; for an index, those of every platform manifest and attestation manifest (read for this).
+      - With O(details), also return the size of every blob each image references (its config and layers; for an
+        index, those of every platform manifest and attestation manifest, read for this) in RV(images[].blobs).
       - Enough to count storage exactly as the registry keeps it (each blob once however many images, tags and
         repositories reference it), as the P(regops.registry.usage_report#playbook) playbook does.
     type: bool
