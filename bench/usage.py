@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, run_measured, write_results
+from common import run_measured, write_results
 from scale import SHAPES, describe, playbook, row
 
 from tests.integration.runner import ansible_env, ensure_collection_link

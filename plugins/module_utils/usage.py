@@ -193,9 +193,9 @@ def stale_tags(repositories: list[_Repository], now: datetime, after, top: int) 
     per_repository: dict[str, int] = {}
     for _moment_, name, _image in found:
         per_repository[name] = per_repository.get(name, 0) + 1
+    most_first = sorted(per_repository.items(), key=lambda p: (-p[1], p[0]))
     return {"older_than": int(parse_duration(after).total_seconds()), "before": _iso(limit), "count": len(found),
-            "repositories": [{"repository": n, "tags": c} for n, c in sorted(per_repository.items(),
-                                                                            key=lambda p: (-p[1], p[0]))],
+            "repositories": [{"repository": n, "tags": c} for n, c in most_first],
             "oldest": [{"repository": name, "tag": image["tag"], "digest": image["digest"],
                         "created": image.get("created")} for _m, name, image in found[:top]]}
 

@@ -99,7 +99,9 @@ def bar_chart(name: str, title: str, rows: list[tuple[str, list[int]]]) -> str:
                              f'fill="{COLORS[index]}"><title>{text(label)}: {exact(value)} bytes</title></rect>')
             x += width
         parts.append(f'<text x="{x + 6:.1f}" y="{y + 15}">{text(human(sum(values)))}</text>')
-    return "".join(parts) + "</svg>"
+    more = f'<p class="note">The {len(shown)} largest of {len(rows)}; every one is in the table.</p>' \
+        if len(rows) > len(shown) else ""
+    return "".join(parts) + "</svg>" + more
 
 
 def column_chart(name: str, title: str, periods: list[dict], series: list[str]) -> str:
@@ -152,8 +154,8 @@ def age_section(summary: dict) -> str:
              f"<p>By the {text(age['unit'])} their image was created. Without a date: {exact(undated['tags'])} tags, "
              f"{exact(undated['images'])} images.</p>", key(["tags", "images"]),
              column_chart("age", f"Tags and images by {age['unit']} created", age["periods"], ["tags", "images"]),
-             table([age["unit"], "tags", "images"], [[p["period"], exact(p["tags"]), exact(p["images"])]
-                                                      for p in age["periods"]], numeric=(1, 2)),
+             table([age["unit"], "tags", "images"],
+                   [[p["period"], exact(p["tags"]), exact(p["images"])] for p in age["periods"]], numeric=(1, 2)),
              "<h3>Oldest images</h3>",
              table(["created", "digest", "size (bytes)", "what", "where"],
                    [[i["created"], code(i["digest"]), exact(i["size"]), i["source"] or "", where(i)] for i in oldest],

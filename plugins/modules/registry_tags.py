@@ -62,7 +62,7 @@ options:
       - With O(details), also return the size of every blob each image references (its config and layers; for an
         index, those of every platform manifest and attestation manifest, read for this) in RV(images[].blobs).
       - Enough to count storage exactly as the registry keeps it (each blob once however many images, tags and
-        repositories reference it), as the P(regops.registry.usage_report#playbook) playbook does.
+        repositories reference it), as the C(regops.registry.usage_report) playbook does.
     type: bool
     default: false
     version_added: 0.2.0

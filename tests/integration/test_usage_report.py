@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -151,5 +149,3 @@ def test_docs_show_a_screenshot():
     assert shown.exists() and shown.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "images/usage-report.png" in (ROOT / "docs" / "usage-report.md").read_text()
     assert "docs/images/usage-report.png" in (ROOT / "README.md").read_text()
-    if SCREENSHOT.exists() and not shown.exists():  # pragma: no cover - first run helper
-        shutil.copy(SCREENSHOT, shown)

@@ -80,3 +80,11 @@ def test_wrong_input_fails_with_a_sentence():
         FILTERS["usage_html"]({"total_bytes": 1})
     with pytest.raises(AnsibleFilterError, match="older_than"):
         FILTERS["usage_summary"](facts(a=[]), policy={"older_than": "soon"})
+
+
+def test_a_chart_of_many_repositories_shows_the_largest_and_says_so():
+    from ansible_collections.regops.registry.plugins.module_utils.usage_html import CHART_ROWS, bar_chart, human
+
+    chart = bar_chart("storage", "Bytes", [(f"repo/{n}", [1000 * n, 0]) for n in range(CHART_ROWS + 5, 0, -1)])
+    assert chart.count("<rect ") == CHART_ROWS and f"The {CHART_ROWS} largest of {CHART_ROWS + 5}" in chart
+    assert [human(n) for n in (0, 1023, 1536, 5 * 2 ** 30)] == ["0 B", "1023 B", "1.5 KiB", "5.0 GiB"]
