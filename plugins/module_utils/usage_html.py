@@ -195,7 +195,8 @@ def prune_section(summary: dict) -> str:
     if prune is None:
         return ("<section><h2>What a prune would free</h2><p class=\"note\">No retention policy was given "
                 "(prune_keep_latest, prune_keep_tags, prune_match_tags or prune_older_than).</p></section>")
-    policy = ", ".join(f"{k} {v}" for k, v in prune["policy"].items() if v not in (None, [], ""))
+    policy = "; ".join(f"{k} {', '.join(v) if isinstance(v, list) else v}" for k, v in prune["policy"].items()
+                       if v not in (None, [], "") and k != "now")
     rows = [(r["repository"], [r["frees_bytes"]]) for r in prune["repositories"]]
     return ("<section><h2>What a prune would free</h2>"
             f"<p>With the policy {text(policy)}: {exact(prune['tags_deleted'])} of {exact(prune['tags'])} tags "

@@ -88,3 +88,10 @@ def test_a_chart_of_many_repositories_shows_the_largest_and_says_so():
     chart = bar_chart("storage", "Bytes", [(f"repo/{n}", [1000 * n, 0]) for n in range(CHART_ROWS + 5, 0, -1)])
     assert chart.count("<rect ") == CHART_ROWS and f"The {CHART_ROWS} largest of {CHART_ROWS + 5}" in chart
     assert [human(n) for n in (0, 1023, 1536, 5 * 2 ** 30)] == ["0 B", "1023 B", "1.5 KiB", "5.0 GiB"]
+
+
+def test_an_empty_registry_still_makes_a_page():
+    numbers = FILTERS["usage_summary"]({"repositories": []}, now=NOW)
+    assert numbers["total_bytes"] == 0 and numbers["repositories"] == [] and numbers["age"]["periods"] == []
+    page = FILTERS["usage_html"](numbers)
+    assert [a["data-chart"] for tag, a in elements(page) if tag == "svg"] == ["storage", "age", "largest"]
