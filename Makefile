@@ -22,12 +22,12 @@ export ANSIBLE_REMOTE_TEMP := $(CURDIR)/.tmp/ansible-tmp/remote
 
 # System packages (Debian/Ubuntu), each set with the commands that show it is there. The demo needs a registry and
 # a Python venv; the tests also need skopeo (an independent client to check results), htpasswd (the lab's Basic
-# auth), git and shellcheck (ansible-test sanity), curl (an HTTP/2 client for the lab harness) and GNU time (peak
-# memory of module runs).
+# auth), git and shellcheck (ansible-test sanity), curl (an HTTP/2 client for the lab harness), GNU time (peak
+# memory of module runs) and chromium (opens the usage report in a real browser, headless).
 DEMO_PACKAGES := docker-registry ca-certificates python3-venv
 DEMO_COMMANDS := docker-registry
-TEST_PACKAGES := $(DEMO_PACKAGES) skopeo apache2-utils openssl git shellcheck curl time
-TEST_COMMANDS := $(DEMO_COMMANDS) skopeo htpasswd openssl git shellcheck curl /usr/bin/time
+TEST_PACKAGES := $(DEMO_PACKAGES) skopeo apache2-utils openssl git shellcheck curl time chromium
+TEST_COMMANDS := $(DEMO_COMMANDS) skopeo htpasswd openssl git shellcheck curl /usr/bin/time chromium
 
 .PHONY: demo test doc bench reliability changelog docs docs-screenshots galaxy ee sanity-matrix units integration sanity system-deps system-deps-demo venv collection docs-check clean
 
@@ -59,6 +59,7 @@ bench: system-deps venv collection
 	$(PY) bench/scale.py
 	$(PY) bench/report_scale.py
 	$(PY) bench/shards.py
+	$(PY) bench/usage.py
 	$(PY) bench/report.py
 
 # The integration suite on PYTEST_WORKERS pytest-xdist workers (whole files each, handed out as workers get free; 0:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from common import OUT, ROOT
 
-ORDER = ("facts", "listing", "promote", "upload", "prune", "mirror", "scale", "report_scale", "shards")
+ORDER = ("facts", "listing", "promote", "upload", "prune", "mirror", "scale", "report_scale", "shards", "usage")
 TARGET = ROOT / "docs" / "benchmarks.md"
 
 

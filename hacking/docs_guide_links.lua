@@ -3,6 +3,7 @@
 -- * a link to another guide (`foo.md`, `foo.md#part`) becomes a Sphinx :ref: to that guide's label,
 --   so a link to a guide that is not on the site fails the build; a link to any other file of the
 --   repository (not on the site) is kept as its text; links with a scheme (https:) are left alone;
+-- * an image of the repository (the usage report's screenshot) is not copied to the site: its description is kept;
 -- * a fence without a language is plain text (Sphinx would highlight it as YAML+Jinja, and warn);
 -- * a word with RST markup characters (_ * ` |) has them all escaped: pandoc 2.17 escapes `foo_ `
 --   and ` *x` but not `[0-9_.-]` or `'*x'`, which RST reads as a reference and as emphasis.
@@ -27,6 +28,14 @@ local function link(el)
   return el.content
 end
 
+local function image(el)
+  if el.src:match("^%a[%w+.-]*:") then
+    return nil
+  end
+  io.stderr:write("docs: image " .. el.src .. " is not on the docsite, kept as its description\n")
+  return el.caption
+end
+
 local function code_block(el)
   if #el.classes == 0 then
     el.classes = { "text" }
@@ -42,6 +51,6 @@ end
 
 -- Links first, while their text is still plain Str elements.
 return {
-  { Link = link, CodeBlock = code_block },
+  { Link = link, Image = image, CodeBlock = code_block },
   { Str = str },
 }

@@ -130,10 +130,22 @@ class FactsGatherer:
                 break
         return found
 
-    def tag_details(self, repository: str, tags: list[str], referrers: bool = False) -> list[dict]:
+    def blobs(self, repository: str, facts: dict) -> dict[str, int]:
+        """Digest -> size of every blob (config, layers) a manifest references; for an index, its children's and its
+        attestation manifests' (read here, configs aside: their descriptors carry the sizes)."""
+        sizes = dict(facts.get("blob_sizes") or {})
+        attestations = facts.get("attestations") or []
+        self.plan_pulls(repository, attestations)
+        for digest in attestations:
+            manifest = self.manifest(repository, digest)
+            sizes.update(images.image_facts(manifest.data, manifest.media_type, digest, None)["blob_sizes"])
+        return sizes
+
+    def tag_details(self, repository: str, tags: list[str], referrers: bool = False, blobs: bool = False) -> list[dict]:
         """One facts dict per tag, in the order given, each naming the other tags on its digest.
 
-        With ``referrers``, each also lists the digests of its OCI 1.1 referrers where the registry has the API.
+        With ``referrers``, each also lists the digests of its OCI 1.1 referrers where the registry has the API; with
+        ``blobs``, the size of every blob it references (``blobs``), for exact storage accounting.
         """
         digests = self.resolve(repository, tags)
         distinct = sorted({d for d in digests.values() if d})
@@ -143,6 +155,10 @@ class FactsGatherer:
                 facts = dict(zip(distinct, pool.map(lambda d: self.for_digest(repository, d), distinct)))
         else:
             facts = {}
+        blob_sizes = {}
+        if blobs and distinct:  # attestation manifests are read here: concurrently too
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(distinct))) as pool:
+                blob_sizes = dict(zip(distinct, pool.map(lambda d: self.blobs(repository, facts[d]), distinct)))
         found: dict[str, list[str] | None] = {}
         if referrers and distinct and self.client.referrers_api is not False:
             # The first answer tells whether the registry has the API: without it, one request in all.
@@ -164,6 +180,8 @@ class FactsGatherer:
             entry.update(public(facts[digest]))
             if referrers:
                 entry["referrers"] = found.get(digest) or []
+            if blobs:
+                entry["blobs"] = blob_sizes[digest]
             entry["shared_tags"] = sorted(t for t in by_digest[digest] if t != tag)
             out.append(entry)
         return out

@@ -57,6 +57,15 @@ options:
         found through their C(sha256-<hex>) fallback tags instead.
     type: bool
     default: false
+  blobs:
+    description:
+      - With O(details), also return the size of every blob each image references (its config and layers; for an
+        index, those of every platform manifest and attestation manifest, read for this) in RV(images[].blobs).
+      - Enough to count storage exactly as the registry keeps it (each blob once however many images, tags and
+        repositories reference it), as the C(regops.registry.usage_report) playbook does.
+    type: bool
+    default: false
+    version_added: 0.2.0
   retention:
     description:
       - A retention policy to plan with, where the facts are (this implies O(details)). Its terms are those of the
@@ -183,6 +192,13 @@ images:
       description: With O(referrers=true), the digests of the image's referrers (empty where the registry has no referrers API).
       type: list
       elements: str
+    blobs:
+      description:
+        - With O(blobs=true), digest -> size in bytes of every blob the image references (config and layers; for an
+          index, those of its platform and attestation manifests), each once. Manifests themselves are not counted.
+      type: dict
+      returned: when O(blobs=true)
+      sample: {"sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945": 1472}
     subject:
       description: For an OCI 1.1 referrer (a signature, SBOM or attestation), the digest of the manifest it is about.
       type: str
@@ -291,6 +307,7 @@ def main() -> None:
         "reverse": {"type": "bool", "default": False},
         "details": {"type": "bool", "default": False},
         "referrers": {"type": "bool", "default": False},
+        "blobs": {"type": "bool", "default": False},
         "concurrency": {"type": "int", "default": 8},
         "page_size": {"type": "int"},
         "min_ratelimit_remaining": {"type": "int", "default": 0},
@@ -305,7 +322,7 @@ def main() -> None:
         images = None
         if p["details"] or p["sort"] == "created" or policy is not None:
             gatherer = FactsGatherer(rm.client, workers, reserve)
-            images = gatherer.tag_details(repository, tags, referrers=p["referrers"])
+            images = gatherer.tag_details(repository, tags, referrers=p["referrers"], blobs=p["blobs"] and p["details"])
             tags = [i["tag"] for i in images]  # a tag deleted meanwhile drops out
         if policy is not None:  # the plan, not the facts, leaves the module
             return {"count": len(tags), "plan": plan_retention(images, policy, repository=repository)}

@@ -342,7 +342,9 @@ def test_every_example_runs(doc_labs, tmp_path):
         assert sorted(seed.list_tags(on_prod, repo)) == sorted(tags[-10:]), repo
     assert sorted(p.name for p in (work / "reports").iterdir()) == sorted(
         [f"prune-{datetime.date.today():%Y%m%d}.json", f"prune-{datetime.date.today():%Y%m%d}.md",
-         "prune.json", "prune.md", "prune-report.json", "retention.md", "mirror.json", "mirror.md"])
+         "prune.json", "prune.md", "prune-report.json", "retention.md", "mirror.json", "mirror.md",
+         "usage-team-app.html"])
+    assert 'data-chart="storage"' in (work / "reports" / "usage-team-app.html").read_text()  # the usage_html example
 
     # the inventory examples: images as hosts, keyed groups per architecture (the plugin's own as user reader)
     graphs = {}
