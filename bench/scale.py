@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from common import OUT, ROOT, run_measured, write_results
+from facts import cpu_seconds
 
 from tests.integration.runner import TIME, ansible_env, ensure_collection_link, peak_rss_kib
 from tests.lab import bulk, seed
@@ -107,9 +108,16 @@ def row(seconds: float, rss: float | None = None) -> dict:
     return out
 
 
-def measure(shape: bulk.Shape, tmp: Path) -> tuple[dict, dict]:
-    """Every case at one size: the rows, and the prune role's task times."""
-    rows, tasks = {}, {}
+def on_registry(lab, run) -> tuple:
+    """``run()``'s outcome, and what the registry spent meanwhile: its CPU seconds and the requests by method."""
+    mark, before = lab.mark(), cpu_seconds(lab.pid)
+    outcome = run()
+    return (*outcome, {"cpu": cpu_seconds(lab.pid) - before, "requests": dict(lab.count_requests(since=mark))})
+
+
+def measure(shape: bulk.Shape, tmp: Path) -> tuple[dict, dict, dict]:
+    """Every case at one size: the rows, the prune role's task times, and the registry's work for the prunes."""
+    rows, tasks, registry = {}, {}, {}
     names = shape.names()
     cached = bulk.cached_storage(shape)
     (tmp / "read").mkdir()
@@ -124,21 +132,36 @@ def measure(shape: bulk.Shape, tmp: Path) -> tuple[dict, dict]:
         rows[PLAYBOOK] = row(seconds, rss)
         seconds, rss, _tasks = playbook("scale_noop.yml", {}, tmp)
         rows[NOOP] = row(seconds, rss)
-        seconds, rss, tasks[CHECK] = playbook("scale_prune.yml", prune_variables(lab, shape, tmp), tmp, check=True)
+        seconds, rss, tasks[CHECK], registry[CHECK] = on_registry(
+            lab, lambda: playbook("scale_prune.yml", prune_variables(lab, shape, tmp), tmp, check=True))
         rows[CHECK] = row(seconds, rss)
 
         summary = json.loads((tmp / "summary.json").read_text())
         assert summary["tags"] == shape.tags and summary["deleted"] == shape.tags * 9 // 10, summary
     if shape.images * shape.tags_per_image > REAL_PRUNE_MAX_TAGS:
-        return rows, tasks
+        return rows, tasks, registry
     bulk.registry_workdir(shape, tmp / "write")
     with start_registry("plain", tmp / "write") as lab:
-        seconds, rss, tasks[REAL] = playbook("scale_prune.yml", prune_variables(lab, shape, tmp), tmp)
+        seconds, rss, tasks[REAL], registry[REAL] = on_registry(
+            lab, lambda: playbook("scale_prune.yml", prune_variables(lab, shape, tmp), tmp))
         rows[REAL] = row(seconds, rss)
         left = sum(len(seed.list_tags(seed.LabSession(lab), name)) for name in names)
         assert left == shape.tags // 10, left  # counted independently of the collection
     shutil.rmtree(tmp / "write", ignore_errors=True)
-    return rows, tasks
+    return rows, tasks, registry
+
+
+def registry_work(registry: dict) -> str:
+    """The registry's share of the prunes: what the real one's DELETEs cost it beyond the check-mode run."""
+    said = [f"{case}: registry CPU {work['cpu']:.0f} s, requests "
+            + ", ".join(f"{n:,} {method}" for method, n in sorted(work["requests"].items()))
+            for case, work in registry.items()]
+    deletes = registry.get(REAL, {}).get("requests", {}).get("DELETE", 0)
+    if deletes and CHECK in registry:
+        extra = registry[REAL]["cpu"] - registry[CHECK]["cpu"]
+        said.append(f"the real prune's registry CPU beyond the check-mode run's, {extra:.0f} s, over its {deletes:,} "
+                    f"DELETEs: {extra * 1000 / deletes:.0f} ms per DELETE")
+    return "; ".join(said)
 
 
 def goals(rows: dict, tasks: dict, tags: int) -> list[str]:
@@ -180,11 +203,12 @@ def main() -> int:
     for size in sorted(args.sizes, key=lambda s: SHAPES[s].repositories * SHAPES[s].images):
         shape = SHAPES[size]
         with tempfile.TemporaryDirectory(prefix="regops-scale-") as tmp:
-            rows, tasks = measure(shape, Path(tmp))
+            rows, tasks, registry = measure(shape, Path(tmp))
         group = describe(shape)
         groups[group], peers[group] = rows, [FLOOR, PLAYBOOK]
         task_times[group] = tasks
         notes.append(f"{group}: " + "; ".join(goals(rows, tasks, shape.tags)) + ".")
+        notes.append(f"{group}, the registry's work: {registry_work(registry)}.")
         for case, times in tasks.items():
             notes.append(f"{group}, {case}, per task: " + ", ".join(
                 f"{name.replace('regops.registry.prune : ', '')} {seconds:.1f} s" for name, seconds in times
