@@ -59,6 +59,14 @@ def source_connection_spec() -> dict:
     return {"type": "dict", "options": options}
 
 
+def target_connection_spec() -> dict:
+    """``targets[].connection`` of registry_manifest: a target registry's options, as ``source_connection`` (unset
+    ones inherited the same way) without ``registry``, which the target names itself."""
+    spec = source_connection_spec()
+    del spec["options"]["registry"]
+    return spec
+
+
 def source_options(own: Callable[[str], Any], source: dict | None) -> dict:
     """The connection options of a second registry: ``source`` as given, the unset ones in INHERITED_BY_SOURCE
     taken from the module's own options (read through ``own``)."""

@@ -108,12 +108,18 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
         if current is not None and current.digest == head.digest:
             return unchanged(head.digest, head.media_type)
         plan = plan_copy(source_client, source_repository, source_reference, concurrency, reserve)
+    if current is not None and current.digest == plan.manifest.digest:
+        return unchanged(plan.manifest.digest, plan.manifest.media_type)
+    return write_copy(plan, source_client, source_repository, client, repository, tag, current,
+                      check_mode=check_mode, concurrency=concurrency, mount_from=mount_from)
+
+
+def write_copy(plan: CopyPlan, source_client, source_repository: str, client, repository: str, tag: str, current,
+               *, check_mode: bool, concurrency: int, mount_from: tuple[str, ...]) -> dict:
+    """Write a planned copy to ``repository:tag``, which has the digest of ``current`` (a HEAD, or None)."""
     source_digest = plan.manifest.digest
-    if current is not None and current.digest == source_digest:
-        return unchanged(source_digest, plan.manifest.media_type)
     result = {"digest": source_digest, "media_type": plan.manifest.media_type,
-              "previous_digest": current.digest if current else None, "blobs": [], "manifests": [], "changed": False}
-    result["changed"] = True
+              "previous_digest": current.digest if current else None, "blobs": [], "manifests": [], "changed": True}
     same_repository = same_registry(source_client, client) and source_repository == repository
     if not same_repository:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -137,3 +143,44 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
             f"after writing, {repository}:{tag} has digest {check.digest if check else 'none'}, "
             f"not the source digest {source_digest}", operation=f"copying to {repository}:{tag}")
     return result
+
+
+@dataclass(frozen=True)
+class Target:
+    """One tag to copy to, with the client of its registry."""
+
+    client: object
+    repository: str
+    tag: str
+
+
+def copy_to_targets(source_client, source_repository: str, source_reference: str, targets: list[Target], *,
+                    check_mode: bool = False, concurrency: int = 8, mount_from: tuple[str, ...] = (),
+                    reserve: int = 0) -> dict:
+    """Make every target the exact image of the source, resolved to its digest once, first: every target gets that
+    digest even if the source tag moves meanwhile.
+
+    The source is read (GET) once, and only when some target lacks its digest. Targets go in order; on a registry
+    other than the source's, the blobs are mounted from a target of that registry that already holds the image (an
+    earlier one, written or already there) before ``mount_from`` is tried and any byte is streamed.
+    """
+    head = source_client.head_manifest(source_repository, source_reference, confirm_missing=True)
+    if head is None:
+        raise RegistryError(f"the source {source_repository}:{source_reference} does not exist",
+                            operation="copying to several targets", status=404)
+    plan, holders, results = None, {}, []
+    for target in targets:
+        registry_holders = holders.setdefault(target.client.location.base_url, [])
+        current = target.client.head_manifest(target.repository, target.tag)
+        if current is not None and current.digest == head.digest:
+            results.append(unchanged(head.digest, head.media_type))
+        else:
+            plan = plan or plan_copy(source_client, source_repository, head.digest, concurrency, reserve)
+            results.append(write_copy(plan, source_client, source_repository, target.client, target.repository,
+                                      target.tag, current, check_mode=check_mode, concurrency=concurrency,
+                                      mount_from=(*registry_holders, *mount_from)))
+        written = not check_mode or not results[-1]["changed"]  # check mode wrote nothing to mount from
+        if written and target.repository not in registry_holders:
+            registry_holders.append(target.repository)
+    return {"digest": head.digest, "media_type": head.media_type,
+            "changed": any(r["changed"] for r in results), "targets": results}

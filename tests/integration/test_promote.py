@@ -79,9 +79,13 @@ def test_promote_index_by_digest_to_another_registry(lab_plain, lab_token):
     assert checked.ok, checked.output
     assert lab_token.count(mark, WRITES) == {}
 
+    source_mark = lab_plain.mark()
     run = promote(source, targets, regs)
     assert run.ok, run.output
     assert run.results["digest"] == index["digest"]
+    # One module call for the three targets: the index and its children are read from the source once.
+    reads = [r for r in lab_plain.requests(source_mark) if r.method == "GET" and "/manifests/" in r.path]
+    assert len(reads) == 1 + len(index["children"]), reads
     for target in targets:
         assert skopeo_raw_digest(lab_token, target) == index["digest"]
     first, second, third = run.results["targets"]
@@ -92,10 +96,11 @@ def test_promote_index_by_digest_to_another_registry(lab_plain, lab_token):
     for child in index["children"]:
         assert seed.blob_exists(seed.LabSession(lab_token), "release/app", child["config_digest"])
 
-    mark = lab_token.mark()
+    mark, source_mark = lab_token.mark(), lab_plain.mark()
     again = promote(source, targets, regs)
     assert again.ok and not again.results["changed"]
     assert lab_token.count(mark, WRITES) == {}
+    assert not [r for r in lab_plain.requests(source_mark) if r.method == "GET"]  # every target is there: no read
 
 
 def test_promote_mounts_from_an_earlier_promotion_on_the_target_registry(lab_plain, lab_token):

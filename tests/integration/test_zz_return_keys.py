@@ -95,6 +95,7 @@ def test_every_module_in_every_mode_returns_what_it_documents(lab_plain, tmp_pat
         ("registry_manifest", {"repository": repo, "tag": "content", "content": image["manifest"]}, False),
         ("registry_manifest", {"repository": "returns/other", "tag": "v1", "source": f"{repo}:v1"}, True),
         ("registry_manifest", {"repository": "returns/other", "tag": "v1", "source": f"{repo}:v1"}, False),
+        ("registry_manifest", {"source": f"{repo}:v1", "targets": [{"repository": "returns/other", "tag": "v2"}]}, False),
         ("registry_blob_upload", {"repository": repo, "path": str(blob)}, False),
         ("registry_delete", {"repository": repo, "tags": ["pr-1"]}, True),
         ("registry_delete", {"repository": repo, "tags": ["pr-1"]}, False),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.regops.registry.plugins.filter.promote import promote_summary
+from ansible_collections.regops.registry.plugins.filter.promote import promote_summary, promote_targets
 from ansible_collections.regops.registry.plugins.filter.reference import parse_image_reference, semver_sort
 
 
@@ -37,6 +37,35 @@ def test_promote_summary_of_a_playbooks_own_loop_names_the_target_from_the_task_
     summary = promote_summary(result)
     assert summary["target"] == "registry.example.com/prod/app:1.4" and summary["blobs"]["mounted"] == 0
     assert promote_summary({"item": "1.4"})["target"] == "1.4"  # no arguments registered (no_log): the item itself
+
+
+def test_promote_summary_of_a_registry_manifest_target_keeps_its_name():
+    entry = {"target": "r.test/prod/app:1", "digest": "sha256:1", "changed": True, "blobs": [{"how": "uploaded"}],
+             "manifests": [{"how": "written"}]}
+    assert promote_summary(entry)["target"] == "r.test/prod/app:1"
+    assert promote_summary(entry)["blobs"]["uploaded"] == 1
+
+
+def test_promote_targets_gives_each_other_registry_its_own_entry_only():
+    registries = {"src.test": {"username": "ci", "password": "s1"},
+                  "dst.test:5000": {"registry": "http://dst.test:5000", "username": "deployer", "password": "s2",
+                                    "timeout": 20, "not_an_option": 1}}
+    targets = promote_targets(["src.test/prod/app:1", "dst.test:5000/prod/app:1", "third.test/app:x"], registries,
+                              "src.test")
+    assert targets == [
+        {"repository": "prod/app", "tag": "1"},
+        {"repository": "prod/app", "tag": "1", "registry": "http://dst.test:5000",
+         "connection": {"validate_certs": True, "username": "deployer", "password": "s2", "timeout": 20}},
+        {"repository": "app", "tag": "x", "registry": "third.test", "connection": {"validate_certs": True}}]
+    off = promote_targets(["dst.test:5000/a:1"], {"dst.test:5000": {"validate_certs": False}}, "src.test")
+    assert off[0]["connection"] == {"validate_certs": False}
+
+
+@pytest.mark.parametrize("targets", [[], "src.test/a:1", ["src.test/a"], ["src.test/a:1@sha256:" + "a" * 64],
+                                     ["src.test/A:1"]])
+def test_promote_targets_refuses_what_is_not_a_list_of_tagged_references(targets):
+    with pytest.raises(AnsibleFilterError, match="promote_targets"):
+        promote_targets(targets, {}, "src.test")
 
 
 def prune_plan(now="2024-03-01T00:00:00Z"):
