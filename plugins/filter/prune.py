@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
+from ansible_collections.regops.registry.plugins.module_utils.reference import validate_repository
 from ansible_collections.regops.registry.plugins.module_utils.retention import deletes_for, make_policy, plan_retention
 
 GC_NOTE = ("Deleting manifests frees no storage by itself: the registry reclaims blobs only when its garbage "
@@ -31,6 +33,30 @@ def retention_plan(images, keep_latest=None, keep_tags=None, match_tags=None, ol
         return plan_retention(images, policy, repository=repository)
     except InvalidInput as exc:
         raise AnsibleFilterError(str(exc)) from None
+
+
+# Without one of these an entry is meant as a repository name: a typo such as 'My App' must not become a pattern that
+# silently matches nothing.
+REGEX_CHARACTERS = re.compile(r"[\^$*+?()\[\]{}|]")
+
+
+def repository_selection(entries) -> dict:
+    """``prune_repositories`` -> ``names`` (repositories named) and ``patterns`` (regular expressions matched
+    against the catalog), refusing an empty list and an entry that is neither, before any request."""
+    if isinstance(entries, str) or not isinstance(entries, (list, tuple)) or not entries:
+        raise AnsibleFilterError(f"prune_repositories must name at least one repository or pattern, not {entries!r}")
+    names, patterns, bad = [], [], []
+    for entry in map(str, entries):
+        try:
+            names.append(validate_repository(entry))
+        except InvalidInput:
+            (patterns if REGEX_CHARACTERS.search(entry) else bad).append(entry)
+    if bad:
+        raise AnsibleFilterError(
+            f"invalid repository name {', '.join(map(json.dumps, bad))} in prune_repositories: names are lowercase "
+            "[a-z0-9] components joined by '.', '_', '__' or '-', separated by '/'; a regular expression needs one "
+            "of ^$*+?()[]{}|")
+    return {"names": names, "patterns": patterns}
 
 
 def retention_deletes(plan: dict) -> dict:
@@ -108,4 +134,5 @@ def retention_markdown(plans, title="Prune plan", registry=None, check_mode=Fals
 class FilterModule:
     def filters(self):
         return {"retention_plan": retention_plan, "retention_markdown": retention_markdown,
-                "retention_deletes": retention_deletes, "retention_report": retention_report}
+                "retention_deletes": retention_deletes, "retention_report": retention_report,
+                "repository_selection": repository_selection}

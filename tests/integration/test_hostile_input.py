@@ -119,6 +119,8 @@ POLICY_CASES = [
     ({"prune_match_tags": ["(["]}, "not a valid regular expression"),
     ({"prune_group_by": "^[a-z]+$"}, "group_by"),
     ({"prune_repositories": ["Bad Repo"]}, "invalid repository name"),
+    ({"prune_repositories": []}, "must name at least one repository"),
+    ({"prune_max_deletions": -1}, "prune_max_deletions must not be negative"),
     ({"prune_keep_latest": 0, "prune_keep_tags": []}, "every tag"),
 ]
 

@@ -103,3 +103,12 @@ def test_retention_report_keeps_the_previous_report_while_the_plan_is_the_same()
     changed["repositories"][0]["tags"][-1]["decision"] = "keep"
     assert retention_report(changed, text) == changed  # another plan: its own time
     assert retention_report(dict(later, check_mode=True), text)["planned_at"] == "2024-03-02T00:00:00Z"
+
+
+def test_repository_selection_splits_names_from_patterns_and_refuses_typos():
+    from ansible_collections.regops.registry.plugins.filter.prune import repository_selection
+
+    assert repository_selection(["team/app", "^ci/", "a.b/c-d"]) == {"names": ["team/app", "a.b/c-d"], "patterns": ["^ci/"]}
+    for bad, message in (([], "at least one"), ("team/app", "at least one"), (["My App"], "invalid repository name")):
+        with pytest.raises(AnsibleFilterError, match=message):
+            repository_selection(bad)
