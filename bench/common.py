@@ -56,6 +56,33 @@ def run_measured(cmd: list[str], **kwargs) -> tuple[float, float]:
         return elapsed, peak_rss_kib(rss_path) / 1024
 
 
+def playbook(name: str, variables: dict, tmp: Path, check: bool = False) -> tuple[float, float, list]:
+    """A whole ansible-playbook run of bench/<name>, as users run it (no -v): wall time, peak RSS of its largest process
+    (MiB), and [task name, seconds] of every task started, skipped ones included (bench/callback/regops_task_times.py)."""
+    from tests.integration.runner import TIME, ansible_env, peak_rss_kib
+
+    times_path, vars_path, rss_path = tmp / "task-times.json", tmp / "vars.json", tmp / "rss"
+    vars_path.write_text(json.dumps(variables))
+    env = ansible_env({"ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "bench" / "callback"),
+                       "ANSIBLE_CALLBACKS_ENABLED": "regops_task_times", "REGOPS_TASK_TIMES": str(times_path)})
+    cmd = [TIME, "-f", "%M", "-o", str(rss_path), str(Path(sys.executable).parent / "ansible-playbook"),
+           "-i", "localhost,", "-c", "local", str(ROOT / "bench" / name), "-e", f"@{vars_path}"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd + (["--check"] if check else []), capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, check=False, timeout=7200)
+    elapsed = time.perf_counter() - start
+    if proc.returncode:
+        raise RuntimeError(f"{name} failed: {(proc.stdout + proc.stderr)[-3000:]}")
+    return elapsed, peak_rss_kib(rss_path) / 1024, json.loads(times_path.read_text())
+
+
+def role_columns(rows: dict, tasks: dict[str, int], noop: str) -> None:
+    """Add to each role row how many tasks it ran and its overhead over Ansible's no-op run (report.py's columns)."""
+    for name, count in tasks.items():
+        rows[name]["tasks"] = count
+        rows[name]["over_noop"] = rows[name]["median"] - rows[noop]["median"]
+
+
 def measure_rounds(cases: dict, rounds: int, prepare=None) -> dict[str, dict]:
     """Run every case once per round, in the given order each round (tools alternate). A case returns None (time
     it here) or ``(seconds or None, rss_mib)`` when it measured itself. ``prepare(name)`` runs untimed before each case."""

@@ -22,12 +22,18 @@ def cell(text: str) -> str:
 
 
 def table(rows: dict, peers: list[str]) -> list[str]:
-    lines = ["| case | median | min | max | peak RSS |" + "".join(f" vs {cell(p)} |" for p in peers),
-             "|---|---:|---:|---:|---:|" + "---:|" * len(peers)]
+    """One row per case; where a role ran (bench/common.py role_columns), its task count and its whole run's
+    overhead over Ansible's no-op run of the same play."""
+    roles = any("tasks" in row for row in rows.values())
+    extra = " role tasks | over the no-op run |" if roles else ""
+    lines = ["| case | median | min | max | peak RSS |" + extra + "".join(f" vs {cell(p)} |" for p in peers),
+             "|---|---:|---:|---:|---:|" + "---:|" * (len(peers) + 2 * roles)]
     for name, row in rows.items():
         rss = f"{row['peak_rss_mib']:.1f} MiB" if "peak_rss_mib" in row else ""
+        role = (f" {row['tasks']} | +{row['over_noop']:.2f} s |" if "tasks" in row else " | |") if roles else ""
         ratios = "".join(f" {row['median'] / rows[p]['median']:.2f}x |" for p in peers)
-        lines.append(f"| {cell(name)} | {row['median']:.3f} s | {row['min']:.3f} s | {row['max']:.3f} s | {rss} |{ratios}")
+        lines.append(f"| {cell(name)} | {row['median']:.3f} s | {row['min']:.3f} s | {row['max']:.3f} s | {rss} |"
+                     f"{role}{ratios}")
     return lines
 
 

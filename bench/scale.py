@@ -25,16 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import OUT, ROOT, run_measured, write_results
+from common import OUT, playbook, run_measured, write_results
 from facts import cpu_seconds
 
-from tests.integration.runner import TIME, ansible_env, ensure_collection_link, peak_rss_kib
+from tests.integration.runner import ansible_env, ensure_collection_link
 from tests.lab import bulk, seed
 from tests.lab.registry import start_registry
 
 SHAPES = {"1000": bulk.Shape(1, 100), "20000": bulk.Shape(20, 100), "100000": bulk.Shape(100, 100),
           "20000x1": bulk.Shape(1, 2000, prefix="big")}
-CALLBACKS = ROOT / "bench" / "callback"
 # distribution 2.8 reads the link of every tag of the repository on each manifest DELETE (to untag it): at 20,000
 # tags in one repository about one DELETE a second on this machine, so 1,800 deletes take half an hour of the
 # registry's CPU, whatever the client does. The real prune runs where repositories are of 1,000 tags.
@@ -76,23 +75,6 @@ def module_process(lab, shape: bulk.Shape, tmp: Path) -> tuple[float, float]:
     env = ansible_env({"PYTHONPATH": str(ensure_collection_link())})
     return run_measured([sys.executable, "-m", "ansible_collections.regops.registry.plugins.modules.registry_tags",
                          str(args)], env=env)
-
-
-def playbook(name: str, variables: dict, tmp: Path, check: bool = False) -> tuple[float, float, list]:
-    """A whole ansible-playbook run: wall time, peak RSS of its largest process (MiB), the time of every task."""
-    times_path, vars_path, rss_path = tmp / "task-times.json", tmp / "vars.json", tmp / "rss"
-    vars_path.write_text(json.dumps(variables))
-    env = ansible_env({"ANSIBLE_CALLBACK_PLUGINS": str(CALLBACKS), "ANSIBLE_CALLBACKS_ENABLED": "regops_task_times",
-                       "REGOPS_TASK_TIMES": str(times_path)})
-    cmd = [TIME, "-f", "%M", "-o", str(rss_path), str(Path(sys.executable).parent / "ansible-playbook"),
-           "-i", "localhost,", "-c", "local", str(ROOT / "bench" / name), "-e", f"@{vars_path}"]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd + (["--check"] if check else []), capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL, check=False, timeout=7200)
-    elapsed = time.perf_counter() - start
-    if proc.returncode:
-        raise RuntimeError(f"{name} failed: {(proc.stdout + proc.stderr)[-3000:]}")
-    return elapsed, peak_rss_kib(rss_path) / 1024, json.loads(times_path.read_text())
 
 
 def prune_variables(lab, shape: bulk.Shape, tmp: Path) -> dict:

@@ -96,14 +96,7 @@ def seed_demo(args) -> int:
     legacy = seed.push_image(session, "demo/legacy", "1", kind="docker", created="2023-06-01T00:00:00Z", seed=30,
                              labels={"maintainer": "regops demo"})
     pushed.append(("demo/legacy:1", legacy["digest"], legacy["media_type"], "2023-06-01T00:00:00Z"))
-    # CI output to prune: builds of two branches, one of them released.
-    for n, (tag, day) in enumerate([(f"main-{i}", i) for i in range(1, 9)] + [(f"feature-x-{i}", 10 + i) for i in range(1, 4)]):
-        created = f"2024-06-{day:02d}T10:00:00Z"
-        build = seed.push_image(session, "demo/ci", tag, created=created, seed=100 + n, layer_sizes=(2048,))
-        pushed.append((f"demo/ci:{tag}", build["digest"], build["media_type"], created))
-        if tag == "main-2":
-            seed.tag_manifest(session, "demo/ci", "v1.0.0", build["raw"], build["media_type"])
-            pushed.append(("demo/ci:v1.0.0", build["digest"], build["media_type"], created))
+    pushed += seed.push_ci_builds(session, "demo/ci")
     for name, digest, media_type, created in pushed:
         print(f"pushed {name:<20} {digest}  created {created}  {media_type}")
     return 0

@@ -390,6 +390,21 @@ def seed_scale(session: LabSession, repositories: int = 20, tags_per_repository:
         return dict(pool.map(one_repository, range(repositories)))
 
 
+def push_ci_builds(session: LabSession, repo: str) -> list[tuple[str, str, str, str]]:
+    """The demo's CI output to prune (bench/prune.py measures the role on it too): builds of two branches,
+    ``main-1`` .. ``main-8`` and ``feature-x-1`` .. ``feature-x-3``, one day apart, ``main-2`` released as ``v1.0.0``.
+    Returns (reference, digest, media type, created) per tag."""
+    pushed = []
+    for n, (tag, day) in enumerate([(f"main-{i}", i) for i in range(1, 9)] + [(f"feature-x-{i}", 10 + i) for i in range(1, 4)]):
+        created = f"2024-06-{day:02d}T10:00:00Z"
+        build = push_image(session, repo, tag, created=created, seed=100 + n, layer_sizes=(2048,))
+        pushed.append((f"{repo}:{tag}", build["digest"], build["media_type"], created))
+        if tag == "main-2":
+            tag_manifest(session, repo, "v1.0.0", build["raw"], build["media_type"])
+            pushed.append((f"{repo}:v1.0.0", build["digest"], build["media_type"], created))
+    return pushed
+
+
 def seed_prune(session: LabSession, repositories: int = 20, prefix: str = "prune", builds: int = 37,
                images_per_repository: int = 30, concurrency: int = 8) -> dict:
     """Repositories shaped like CI output, for retention tests and benchmarks (50 tags each by default).
