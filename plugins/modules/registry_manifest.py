@@ -194,14 +194,14 @@ EXAMPLES = r"""
       - repository: prod/app
         tag: "1.5.0"
       - registry: prod-registry.example.com
-        repository: team/app
+        repository: prod/app
         tag: "1.5.0"
         connection:
           username: deployer
-          password: "{{ prod_registry_password }}"
+          password: "{{ vault_prod_password }}"
       - registry: prod-registry.example.com
-        repository: team/app
-        tag: stable
+        repository: prod/app
+        tag: "1.5"
   register: promoted
 """
 
