@@ -32,8 +32,9 @@ options:
     description:
       - With O(source), the digest of the blob to mount or copy.
       - With O(path), the digest the file must have (C(sha256:...)); a file that hashes to anything else is refused.
-        Knowing it saves time on a large file, which is then hashed while its chunks are already being sent
-        instead of before; the registry is asked for the blob by this digest first either way.
+        Knowing it saves time on a large file, which is then hashed from the very blocks read to send its chunks
+        instead of before (read once); the upload is closed only if they hash to it, else cancelled. The registry is
+        asked for the blob by this digest first either way.
     type: str
   source:
     description:

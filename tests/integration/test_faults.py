@@ -188,21 +188,27 @@ def test_interrupted_promotion_converges_on_rerun(faulty, proxy, target_lab):
            "failed, no tag written; the rerun converges, a third run changes nothing", tries, before)
 
 
-def test_upload_dropped_mid_chunk_resumes_from_the_registry_offset(faulty, proxy, tmp_path):
+@pytest.mark.parametrize("given", [False, True], ids=["hashed-first", "digest-given"])
+def test_upload_dropped_mid_chunk_resumes_from_the_registry_offset(faulty, proxy, tmp_path, given):
+    """Given the digest, the file is hashed from the blocks sent: the bytes sent again after the resume must not be
+    hashed twice, or the upload would be refused at its close."""
     lab, _proxy, _truth = faulty
     path = tmp_path / "blob.bin"
     path.write_bytes(bytes(range(256)) * 4096 * 8)  # 8 MiB
+    digest = seed.sha256(path.read_bytes())
     rule = proxy.add(Rule("drop_request", method="PATCH", path=r"/blobs/uploads/", skip=3, after_bytes=300_000))
-    result, _rss = run_module("registry_blob_upload", {**via(proxy), "repository": "f/upload", "path": str(path),
-                                                       "chunk_size": "1MiB"})
-    assert result.get("changed") is True and rule.hits == 1, result
-    assert seed.blob_exists(seed.LabSession(lab), "f/upload", result["digest"])
+    result, _rss = run_module("registry_blob_upload", {**via(proxy), "repository": f"f/upload-{given}".lower(),
+                                                       "path": str(path), "chunk_size": "1MiB",
+                                                       **({"digest": digest} if given else {})})
+    assert result.get("changed") is True and rule.hits == 1 and result["digest"] == digest, result
+    assert seed.blob_exists(seed.LabSession(lab), f"f/upload-{given}".lower(), result["digest"])
     after_drop = proxy.seen[[i for i, s in enumerate(proxy.seen) if s.fault == "drop_request"][0] + 1:]
     assert after_drop[0].method == "GET" and "/blobs/uploads/" in after_drop[0].path  # asked where to resume
     patches = [s for s in proxy.seen if s.method == "PATCH"]
     assert len(patches) == 9  # 8 chunks, the dropped one sent again (not the whole file)
-    reliability.row("fault", "connection dropped during the 4th 1 MiB chunk of an 8 MiB upload",
-                    "resumed from the registry's offset; blob complete", tries=rule.hits)
+    reliability.row("fault", "connection dropped during the 4th 1 MiB chunk of an 8 MiB upload"
+                    + (", digest given" if given else ""), "resumed from the registry's offset; blob complete",
+                    tries=rule.hits)
 
 
 def test_blob_redirect_to_another_host_gets_no_authorization(tmp_path):

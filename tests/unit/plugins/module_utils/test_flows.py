@@ -119,6 +119,39 @@ def test_upload_with_a_given_digest_hashes_alongside_the_chunks(tmp_path):
     assert again.how == "exists" and [s.method for s in adapter.sent[sent:]] == ["HEAD"]
 
 
+def test_a_resumed_upload_given_its_digest_hashes_each_byte_once_and_reads_the_file_once(tmp_path, monkeypatch):
+    """Half a PATCH stored, then a 503: the resume sends again from the registry's offset, and the running hash skips
+    the bytes it already saw (hashed twice, the digest would be wrong and the upload refused)."""
+    from ansible_collections.regops.registry.plugins.module_utils import uploads
+
+    registry = MemoryRegistry(fail_patch={2})
+    path = tmp_path / "blob"
+    path.write_bytes(bytes(range(256)) * 4096 * 3)  # 3 MiB
+    digest, size = file_digest(str(path))
+    monkeypatch.setattr(uploads, "file_digest", lambda *_a: pytest.fail("the file was read a second time to hash it"))
+    client, _adapter = make_client(registry.route)
+    client._warn = lambda _message: None
+    result = upload_file(client, "a", str(path), digest=digest, chunk_size=1 << 20)
+    assert (result.digest, result.size, result.how) == (digest, size, "uploaded")
+    assert registry.blobs["a"][digest] == path.read_bytes()
+
+
+def test_the_running_digest_skips_bytes_fed_again_and_hashes_the_file_after_a_gap(tmp_path):
+    from ansible_collections.regops.registry.plugins.module_utils.uploads import RunningDigest
+
+    path = tmp_path / "blob"
+    path.write_bytes(b"abcdef")
+    expected = file_digest(str(path))[0]
+    running = RunningDigest(str(path))
+    for offset, data in ((0, b"abc"), (0, b"abc"), (2, b"cde"), (5, b"f")):  # a retry, then a resume mid-chunk
+        running.feed(offset, data)
+    assert running.digest(6) == expected
+    gapped = RunningDigest(str(path))
+    gapped.feed(0, b"ab")
+    gapped.feed(4, b"ef")  # bytes after a gap are not hashed in that order: the file is hashed whole instead
+    assert gapped.digest(6) == expected
+
+
 @pytest.mark.parametrize("given_digest", [False, True])
 def test_chunks_grow_to_the_minimum_the_registry_announces(tmp_path, given_digest):
     """ECR: non-final parts of at least 5 MiB (OCI-Chunk-Min-Length on the POST), PATCH answered 201."""
