@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import RegistryError
 from ansible_collections.regops.registry.plugins.module_utils.reference import INDEX_MEDIA_TYPES
-from ansible_collections.regops.registry.plugins.module_utils.uploads import IN_FLIGHT, same_registry, transfer_blob
+from ansible_collections.regops.registry.plugins.module_utils.uploads import (
+    IN_FLIGHT,
+    BlobResult,
+    same_registry,
+    transfer_blob,
+)
 
 # Non-distributable layers live outside registries (Windows base layers): never pushed.
 FOREIGN_LAYER_TYPES = frozenset({
@@ -91,8 +96,11 @@ def _write_child(client, repository: str, child, check_mode: bool) -> str:
 
 def copy_image(source_client, source_repository: str, source_reference: str, client, repository: str, tag: str,
                *, check_mode: bool = False, concurrency: int = 8, plan: CopyPlan | None = None,
-               mount_from: tuple[str, ...] = (), reserve: int = 0) -> dict:
+               mount_from: tuple[str, ...] = (), reserve: int = 0, image_there: bool = False) -> dict:
     """Make ``repository:tag`` the exact image of the source. Returns what happened per blob and manifest.
+
+    ``image_there``: an earlier copy of this call wrote the same image into ``repository`` (another tag of it), so
+    its blobs and child manifests are known to be there and are not looked for again: only the tag is written.
 
     ``mount_from``: repositories of the target registry to mount blobs from before streaming them across registries.
     Without a ``plan``, two HEADs come first: when the target already has the source's digest nothing is read
@@ -111,17 +119,23 @@ def copy_image(source_client, source_repository: str, source_reference: str, cli
     if current is not None and current.digest == plan.manifest.digest:
         return unchanged(plan.manifest.digest, plan.manifest.media_type)
     return write_copy(plan, source_client, source_repository, client, repository, tag, current,
-                      check_mode=check_mode, concurrency=concurrency, mount_from=mount_from)
+                      check_mode=check_mode, concurrency=concurrency, mount_from=mount_from, image_there=image_there)
 
 
 def write_copy(plan: CopyPlan, source_client, source_repository: str, client, repository: str, tag: str, current,
-               *, check_mode: bool, concurrency: int, mount_from: tuple[str, ...]) -> dict:
-    """Write a planned copy to ``repository:tag``, which has the digest of ``current`` (a HEAD, or None)."""
+               *, check_mode: bool, concurrency: int, mount_from: tuple[str, ...], image_there: bool = False) -> dict:
+    """Write a planned copy to ``repository:tag``, which has the digest of ``current`` (a HEAD, or None); with
+    ``image_there`` (see ``copy_image``) only the tag."""
     source_digest = plan.manifest.digest
     result = {"digest": source_digest, "media_type": plan.manifest.media_type,
               "previous_digest": current.digest if current else None, "blobs": [], "manifests": [], "changed": True}
     same_repository = same_registry(source_client, client) and source_repository == repository
-    if not same_repository:
+    if image_there and not same_repository:
+        result["blobs"] = [BlobResult(d, size, "exists", False, source_repository).as_dict()
+                           for d, size in plan.blobs.items()]
+        result["manifests"] = [{"digest": c.digest, "media_type": c.media_type, "how": "exists"}
+                               for c in plan.children]
+    elif not same_repository:
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             outcomes = pool.map(lambda item: transfer_blob(source_client, source_repository, client, repository,
                                                            item[0], item[1], check_mode=check_mode,
@@ -176,9 +190,12 @@ def copy_to_targets(source_client, source_repository: str, source_reference: str
             results.append(unchanged(head.digest, head.media_type))
         else:
             plan = plan or plan_copy(source_client, source_repository, head.digest, concurrency, reserve)
+            # A repository that holds the image already (an earlier target wrote it, or had it: in check mode only
+            # the latter count) needs only the tag.
             results.append(write_copy(plan, source_client, source_repository, target.client, target.repository,
                                       target.tag, current, check_mode=check_mode, concurrency=concurrency,
-                                      mount_from=(*registry_holders, *mount_from)))
+                                      mount_from=(*registry_holders, *mount_from),
+                                      image_there=target.repository in registry_holders))
         written = not check_mode or not results[-1]["changed"]  # check mode wrote nothing to mount from
         if written and target.repository not in registry_holders:
             registry_holders.append(target.repository)

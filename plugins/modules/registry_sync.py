@@ -368,11 +368,11 @@ def apply(client, source_client, entries: list[dict], plans: list[dict], workers
     for entry, pl, by_digest in zip(entries, plans, groups):
         def copy(digest: str, entry=entry, by_digest=by_digest) -> None:
             # Read once per digest; its tags one after another, since two writes of one manifest at once race in
-            # the CNCF registry's storage (see uploads.InFlight). The later tags find every blob there.
+            # the CNCF registry's storage (see uploads.InFlight). The first writes the image, the others the tag only.
             read = plan_copy(source_client, entry["repository"], digest, inner, reserve)
-            for tag in by_digest[digest]:
+            for n, tag in enumerate(by_digest[digest]):
                 copy_image(source_client, entry["repository"], digest, client, entry["target"], tag,
-                           concurrency=inner, plan=read, reserve=reserve)
+                           concurrency=inner, plan=read, reserve=reserve, image_there=n > 0)
 
         if by_digest:
             with ThreadPoolExecutor(max_workers=min(workers, len(by_digest))) as pool:

@@ -50,6 +50,8 @@ def test_the_source_is_read_once_and_later_targets_mount_from_an_earlier_one():
     assert [m for m, _ref in manifest_reads(src_adapter)].count("GET") == 1
     assert len([s for s in src_adapter.sent if s.method == "GET" and "/blobs/sha256" in s.url]) == 2  # streamed once
     assert target.tags["mirror/app"]["1.0"] == digest and source.tags["prod/app"]["1.0"] == digest
+    # release/app:stable writes its tag only: the blobs release/app:1.0 just wrote are not looked for again
+    assert len([s for s in dst_adapter.sent if s.method == "HEAD" and "/release/app/blobs/" in s.url]) == 2
 
 
 def test_targets_that_already_have_the_digest_cost_a_head_each_and_no_read():

@@ -184,6 +184,8 @@ def test_tags_on_one_digest_are_read_once_and_written_one_after_another():
     assert hub.remaining == 10 - 2 and overlaps == []
     assert resolve_tags(destination, "library/app", tags) == digests and digests["t0"] == digests["latest"] == first
     assert len([s for s in sent_down.sent if s.method == "PUT" and "/manifests/" in s.url]) == 3
+    # the second tag of the shared digest writes only its tag: its (one) blob is looked for once per digest
+    assert len([s for s in sent_down.sent if s.method == "HEAD" and "/blobs/" in s.url]) == 2
 
 
 # --- referrers: true -----------------------------------------------------------------------------------------------
