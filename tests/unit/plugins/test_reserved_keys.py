@@ -14,6 +14,8 @@ from ansible_collections.regops.registry.plugins.filter.prune import retention_d
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("registry_*.py"))
+# The registry modules and the controller-side ones (report_files: an action plugin, documented as a module).
+ALL_MODULES = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py"))
 # Keys Ansible itself adds to or reads from every result, each with one meaning: never a RETURN of ours.
 ANSIBLE_KEYS = {"changed", "failed", "msg", "invocation", "diff", "warnings", "deprecations", "exception"}
 # Keys that make Ansible read a result as something else.
@@ -29,7 +31,7 @@ def documented(module: str) -> dict:
     return yaml.safe_load(text) or {}
 
 
-@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("module", ALL_MODULES)
 def test_documented_return_uses_no_reserved_key(module):
     docs = documented(module)
     assert docs, f"{module} documents no RETURN"
