@@ -56,8 +56,8 @@ attributes:
     description: The same content twice writes nothing the second time.
     support: full
 notes:
-  - The roles run this task with C(check_mode: false): a plan in check mode still writes its report, which is what
-    check mode is for.
+  - "The roles run this task with C(check_mode: false): a plan in check mode still writes its report, which is what
+    check mode is for."
 seealso:
   - module: ansible.builtin.copy
 """
