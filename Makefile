@@ -55,6 +55,7 @@ bench: system-deps venv collection
 	$(PY) bench/upload.py
 	$(PY) bench/promote.py
 	$(PY) bench/prune.py
+	$(PY) bench/task_profile.py
 	$(PY) bench/mirror.py
 	$(PY) bench/scale.py
 	$(PY) bench/report_scale.py

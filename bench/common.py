@@ -56,15 +56,18 @@ def run_measured(cmd: list[str], **kwargs) -> tuple[float, float]:
         return elapsed, peak_rss_kib(rss_path) / 1024
 
 
-def playbook(name: str, variables: dict, tmp: Path, check: bool = False) -> tuple[float, float, list]:
+def playbook(name: str, variables: dict, tmp: Path, check: bool = False,
+             env: dict | None = None) -> tuple[float, float, list]:
     """A whole ansible-playbook run of bench/<name>, as users run it (no -v): wall time, peak RSS of its largest process
-    (MiB), and [task name, seconds] of every task started, skipped ones included (bench/callback/regops_task_times.py)."""
+    (MiB), and [task name, seconds] of every task started, skipped ones included (bench/callback/regops_task_times.py).
+    ``env`` adds environment variables."""
     from tests.integration.runner import TIME, ansible_env, peak_rss_kib
 
     times_path, vars_path, rss_path = tmp / "task-times.json", tmp / "vars.json", tmp / "rss"
     vars_path.write_text(json.dumps(variables))
     env = ansible_env({"ANSIBLE_CALLBACK_PLUGINS": str(ROOT / "bench" / "callback"),
-                       "ANSIBLE_CALLBACKS_ENABLED": "regops_task_times", "REGOPS_TASK_TIMES": str(times_path)})
+                       "ANSIBLE_CALLBACKS_ENABLED": "regops_task_times", "REGOPS_TASK_TIMES": str(times_path),
+                       **(env or {})})
     cmd = [TIME, "-f", "%M", "-o", str(rss_path), str(Path(sys.executable).parent / "ansible-playbook"),
            "-i", "localhost,", "-c", "local", str(ROOT / "bench" / name), "-e", f"@{vars_path}"]
     start = time.perf_counter()

@@ -5,7 +5,8 @@ same selection: every tag of the 3 repositories), in the same run, tools alterna
 Cases: the first run into a fresh empty registry, a rerun with nothing new, and a rerun after one new tag was pushed
 upstream. regops runs three ways: `registry_sync` in-process (the module's own work, its main() with its arguments,
 no Ansible around it), the module process as Ansible starts it (peak RSS by GNU time) and the whole
-`ansible-playbook` run of the `regops.registry.mirror` role. Both registries' access logs give the request counts.
+`ansible-playbook` run of the `regops.registry.mirror` role (with its task count and its time over Ansible's no-op run
+of the same play, bench/promote_noop.yml). Both registries' access logs give the request counts.
 Not a test: it asserts nothing but prints a "goal met / missed" line per goal and writes .tmp/bench/mirror.json.
 
     .venv/bin/python bench/mirror.py --rounds 3
@@ -25,9 +26,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import OUT, ROOT, bench_arguments, run_measured, summarise, write_results
+from common import OUT, bench_arguments, playbook, role_columns, run_measured, summarise, write_results
 
-from tests.integration.runner import ensure_collection_link, run_ansible, run_module
+from tests.integration.runner import ensure_collection_link, run_module
 from tests.lab import seed
 from tests.lab.registry import WRITES, start_registry
 
@@ -51,6 +52,8 @@ MODULE_PROCESS = "regops registry_sync, module process"
 ROLE = "regops mirror role, whole ansible-playbook run"
 SKOPEO = "skopeo sync --src yaml --all --preserve-digests"
 TOOLS = (IN_PROCESS, MODULE_PROCESS, ROLE, SKOPEO)
+NOOP = "ansible-playbook alone (no-op play)"
+ROLE_TASKS: list[int] = []  # tasks the role ran (argument validation and skipped ones included), per run
 
 
 # --- the source registry ----------------------------------------------------------------------------------------
@@ -201,11 +204,12 @@ def run_module_process(src, dst) -> tuple[None, float]:
     return None, rss / MIB
 
 
-def run_role(src, dst) -> None:
-    proc = run_ansible("ansible-playbook", [str(ROOT / "bench" / "mirror.yml"), "-e", json.dumps(
-        {"registry": dst.url, "source_registry": src.url, "images": images()})])
-    if proc.returncode:
-        raise RuntimeError(proc.stdout[-2000:])
+def run_role(src, dst, workdir: Path) -> tuple[float, float]:
+    """The whole ansible-playbook run as users run it (no -v); its wall time and peak RSS."""
+    seconds, rss, tasks = playbook("mirror.yml", {"registry": dst.url, "source_registry": src.url,
+                                                  "images": images()}, workdir)
+    ROLE_TASKS.append(len(tasks))
+    return seconds, rss
 
 
 def run_skopeo(src, dst, workdir: Path) -> tuple[float, float]:
@@ -287,9 +291,7 @@ def run_case(tool: str, src, dst, workdir: Path) -> tuple[float, float | None]:
         _none, rss = run_module_process(src, dst)
         return time.perf_counter() - start, rss
     if tool == ROLE:
-        start = time.perf_counter()
-        run_role(src, dst)
-        return time.perf_counter() - start, None
+        return run_role(src, dst, workdir)
     return run_skopeo(src, dst, workdir)
 
 
@@ -314,7 +316,13 @@ def measure(src, tags, rounds: int, workdir: Path) -> tuple[dict, dict]:
                         drop_new_tag(src, new_digest)
                     print(f"round {round_index + 1}, {tool}, {case}: {seconds:.2f} s"
                           + (f", peak RSS {rss:.1f} MiB" if rss else ""), flush=True)
-    return {case: summarise(by_tool) for case, by_tool in samples.items()}, counts
+        noop = playbook("promote_noop.yml", {}, workdir)[0]
+        for case in samples:  # Ansible's own share, the same in every case
+            samples[case].setdefault(NOOP, {"times": [], "rss": []})["times"].append(noop)
+    groups = {case: summarise(by_tool) for case, by_tool in samples.items()}
+    for rows in groups.values():
+        role_columns(rows, {ROLE: max(ROLE_TASKS)}, NOOP)
+    return groups, counts
 
 
 def goal_lines(groups: dict, counts: dict) -> list[str]:

@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 
 from common import OUT, ROOT
 
-ORDER = ("facts", "listing", "promote", "upload", "prune", "mirror", "scale", "report_scale", "shards", "usage")
+ORDER = ("facts", "listing", "promote", "upload", "prune", "task_profile", "mirror", "scale", "report_scale", "shards",
+         "usage")
 TARGET = ROOT / "docs" / "benchmarks.md"
 
 
