@@ -11,7 +11,9 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.regops.registry.plugins.module_utils.errors import InvalidInput
 from ansible_collections.regops.registry.plugins.module_utils.reference import validate_repository
-from ansible_collections.regops.registry.plugins.module_utils.retention import deletes_for, make_policy, plan_retention
+
+# The planner (module_utils.retention) is imported by the filters that use it: Ansible loads every filter file of the
+# collection in each task's worker process to find one filter, so what a file imports up front every such task pays.
 
 GC_NOTE = ("Deleting manifests frees no storage by itself: the registry reclaims blobs only when its garbage "
            "collection runs (for the distribution registry, `registry garbage-collect <config>` on the registry "
@@ -27,6 +29,8 @@ def retention_plan(images, keep_latest=None, keep_tags=None, match_tags=None, ol
         images = images.get("images")
     if not isinstance(images, list):
         raise AnsibleFilterError("retention_plan needs the images of registry_tags with details: true")
+    from ansible_collections.regops.registry.plugins.module_utils.retention import make_policy, plan_retention
+
     try:
         policy = make_policy(keep_latest=keep_latest, keep_tags=keep_tags, match_tags=match_tags,
                              older_than=older_than, order=order, now=now, group_by=group_by)
@@ -62,6 +66,8 @@ def repository_selection(entries) -> dict:
 def retention_deletes(plan: dict) -> dict:
     """What registry_delete needs from a plan (one entry of its ``repositories``): the deletes, the tags to keep, and
     every tag with the digest the plan saw (so a tag pushed onto a doomed digest meanwhile refuses that delete)."""
+    from ansible_collections.regops.registry.plugins.module_utils.retention import deletes_for
+
     return deletes_for(plan)
 
 

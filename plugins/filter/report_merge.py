@@ -7,7 +7,6 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.regops.registry.plugins.filter.prune import _timeless
-from ansible_collections.regops.registry.plugins.module_utils.retention import totals
 
 # What every shard of one prune must agree on (the policy without the moment each shard counted back from).
 SHARED = ("registry", "check_mode", "policy", "storage_note")
@@ -36,6 +35,8 @@ def retention_merge(reports, report=None) -> dict:
     reports = sorted(reports, key=lambda r: (r.get("planned_at") is None, r.get("planned_at") or ""))
     merged = {key: _same_everywhere(reports, key) for key in SHARED if any(key in r for r in reports)}
     merged["planned_at"] = reports[0].get("planned_at")
+    from ansible_collections.regops.registry.plugins.module_utils.retention import totals  # see filter/prune.py
+
     merged["summary"] = totals(repositories)
     merged["report"] = report
     merged["repositories"] = repositories
