@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -50,12 +51,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def counting_cpu(pid: int, func, seconds: list):
-    """``func``, noting in ``seconds`` the registry CPU time each call costs."""
+def counting_cpu(pid: int, func, seconds: list, children: list | None = None):
+    """``func``, noting in ``seconds`` the registry CPU time each call costs, and in ``children`` the CPU time of the
+    processes it started and waited for (GNU time and the tool under it: the client's side)."""
     def run():
-        before = cpu_seconds(pid)
+        before, started = cpu_seconds(pid), resource.getrusage(resource.RUSAGE_CHILDREN)
         outcome = func()
         seconds.append(cpu_seconds(pid) - before)
+        if children is not None:
+            ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+            children.append(ended.ru_utime + ended.ru_stime - started.ru_utime - started.ru_stime)
         return outcome
     return run
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 from itertools import count
 from pathlib import Path
 
 from common import ROOT, measure_rounds, run_measured, summarise, write_results
+from facts import counting_cpu
 
 from tests.integration.runner import ensure_collection_link, run_ansible, run_module
 from tests.lab import seed
@@ -97,7 +99,16 @@ def main() -> int:
                  "python-dxf push_blob, hashing the file first": lambda: dxf_push(False)}
         # Each case starts with nothing dirty in the page cache: 1 GiB written by the previous tool would otherwise be
         # flushed to disk during the next one's run, and whichever tool came next would pay for it.
-        samples = measure_rounds(cases, args.rounds, prepare=lambda _name: os.sync())
+        # Where the time goes on 2 cores: the CPU each upload costs the tool (its process and what it started) and the
+        # registry (hashing and writing what it receives), next to the wall time.
+        registry_cpu = {name: [] for name in cases}
+        client_cpu = {name: [] for name in cases}
+        samples = measure_rounds({name: counting_cpu(lab.pid, func, registry_cpu[name], client_cpu[name])
+                                  for name, func in cases.items()}, args.rounds, prepare=lambda _name: os.sync())
+        cpu_note = ("CPU per upload, medians (user + system): " + "; ".join(
+            f"{name}: the tool {statistics.median(client_cpu[name]):.2f} s, the registry "
+            f"{statistics.median(registry_cpu[name]):.2f} s" for name in cases)
+            + f". Load average when the run ended: {', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores).")
         session = seed.LabSession(lab)
         assert all(seed.blob_exists(session, repo, digest) for repo in repos)  # every tool stored the very blob
         rows = summarise(samples)
@@ -111,7 +122,8 @@ def main() -> int:
                        "hashes the file while the chunks go out (it still refuses a file that does not match); "
                        "python-dxf takes it only with data= (a chunked PUT of a generator). Without it, both hash "
                        "the file before uploading, which is what the last two rows show.",
-                       "Every case starts after a sync, so none pays for the disk writes of the one before."],
+                       "Every case starts after a sync, so none pays for the disk writes of the one before.",
+                       cpu_note],
                       rounds=args.rounds, size_mib=args.size_mib)
     finally:
         lab.close()
