@@ -118,7 +118,7 @@ def main() -> int:  # noqa: C901 - one profile, start to end
             "prune_registry": lab.url, "prune_repositories": ["demo/ci"], "prune_keep_latest": 3,
             "prune_group_by": r"^(.+)-\d+$", "prune_keep_tags": [r"^v\d+\.\d+\.\d+$"], "prune_max_deletions": 100}),
     }
-    samples: dict[str, dict[str, dict]] = {}
+    samples: dict[str, dict[str, list[float]]] = {}
     payloads: dict[str, Path] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="regops-task-profile-") as tmp_name:

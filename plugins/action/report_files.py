@@ -33,9 +33,15 @@ def file_mode(mode: str) -> int:
     return int(mode, 8)
 
 
+def nearest_existing(path: str) -> str:
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
 def planned(files: list[dict]) -> list[dict]:
     """Each file with its absolute path and what is there now (None: nothing). Fails, before anything is written,
-    on two entries for one path or a path that is a directory."""
+    on two entries for one path, a path that is a directory, and a directory that cannot be made or written."""
     out, seen = [], set()
     for entry in files:
         path = os.path.abspath(entry["path"])
@@ -44,6 +50,11 @@ def planned(files: list[dict]) -> list[dict]:
         seen.add(path)
         if os.path.isdir(path):
             raise AnsibleActionFail(f"{path} is a directory, not a file")
+        ancestor = nearest_existing(os.path.dirname(path))
+        if not os.path.isdir(ancestor):
+            raise AnsibleActionFail(f"cannot write {path}: {ancestor} is not a directory")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise AnsibleActionFail(f"cannot write {path}: no permission to write in {ancestor}")
         before = None
         if os.path.exists(path):
             with open(path, "rb") as current:
@@ -104,7 +115,11 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _spec, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        files, diffs = write_reports(args["files"], args["mode"], bool(self._task.check_mode))
+        try:
+            files, diffs = write_reports(args["files"], args["mode"], bool(self._task.check_mode))
+        except OSError as exc:
+            where = exc.filename or "a report file"
+            raise AnsibleActionFail(f"could not write {where}: {exc.strerror or exc}") from None
         result.update(changed=any(f["changed"] for f in files), files=files)
         if self._task.diff and diffs:
             result["diff"] = diffs

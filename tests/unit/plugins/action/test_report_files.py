@@ -61,6 +61,9 @@ def test_a_bad_entry_fails_before_any_file_is_written(tmp_path):
         write_reports([entry(first, "1"), entry(tmp_path / "dir.md", "2")], "0644", check_mode=False)
     with pytest.raises(AnsibleActionFail, match="given twice"):
         write_reports([entry(first, "1"), entry(tmp_path / "." / "first.md", "2")], "0644", check_mode=False)
+    (tmp_path / "plain").write_text("a file, not a directory")
+    with pytest.raises(AnsibleActionFail, match="plain is not a directory"):
+        write_reports([entry(first, "1"), entry(tmp_path / "plain" / "sub" / "r.md", "2")], "0644", check_mode=False)
     with pytest.raises(AnsibleActionFail, match="octal permissions"):
         write_reports([entry(first, "1")], "rw-r--r--", check_mode=False)
     assert not first.exists()
