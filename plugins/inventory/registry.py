@@ -23,7 +23,7 @@ description:
     that call lookups or read other variables are evaluated for every host. Without O(compose), O(groups) and
     O(keyed_groups), no expression is evaluated at all.
   - O(registry), O(username), O(password) and O(token) may be templates, rendered with the extra variables
-    (C(-e)) available, for example an P(ansible.builtin.env#lookup) lookup for the password.
+    (C(-e)) available, for example a C(ansible.builtin.env) lookup for the password.
 options:
   plugin:
     description: Marks this file as a configuration of this plugin.

@@ -12,7 +12,7 @@ description:
   - Writes one or more files on the controller, where the roles and playbooks of this collection keep their reports
     (the prune and mirror roles, the tag and usage report playbooks), whatever host the play targets.
   - Runs in the controller's own process (an action plugin); no module process is started and no connection to the
-    host is opened. M(ansible.builtin.copy) delegated to C(localhost) starts two module processes per file.
+    host is opened. C(ansible.builtin.copy) delegated to C(localhost) starts two module processes per file.
   - A file is written only when its content or permissions differ, so a rerun with the same report reports no change.
     Each file is written beside its path and renamed over it; a reader sees the earlier file or the new one, never
     part of one. Every path is checked before the first file is written.
@@ -43,9 +43,6 @@ options:
     type: str
     default: "0644"
 attributes:
-  action:
-    description: Runs on the controller, in the action plugin.
-    support: full
   check_mode:
     description: Says which files would change, writes nothing.
     support: full
@@ -58,8 +55,6 @@ attributes:
 notes:
   - "The roles run this task with C(check_mode: false): a plan in check mode still writes its report, which is what
     check mode is for."
-seealso:
-  - module: ansible.builtin.copy
 """
 
 EXAMPLES = r"""
