@@ -3,8 +3,9 @@
 The conf.py that `antsibull-docs sphinx-init` writes maps python, python3, jinja2 and ansible_devel
 to their docsites, with ../<name>.inv as the fallback when an inventory cannot be downloaded. With
 no way to reach those sites, Sphinx warns (an error in this build) and every reference into the
-Ansible docs (the "common return values" link of each module page, ansible-core's configuration
-settings and environment variables) is left undefined. This writes the fallbacks into the given
+Ansible docs (the "common return values" link of each module page, the action plugins link of a
+module that has one, ansible-core's configuration settings and environment variables) is left
+undefined. This writes the fallbacks into the given
 directory: ansible_devel.inv names the pages of docs.ansible.com those references go to, the others
 are empty. Where the sites can be reached, Sphinx uses their real inventories and ignores these.
 
@@ -23,6 +24,8 @@ CONFIG_PAGE = "reference_appendices/config.html"
 LABELS = {
     "common_return_values": ("reference_appendices/common_return_values.html#common-return-values", "Return Values"),
     "ansible_configuration_settings": (f"{CONFIG_PAGE}#ansible-configuration-settings", "Ansible Configuration Settings"),
+    # the note antsibull-docs puts on the page of a module with an action plugin (report_files)
+    "action_plugins": ("plugins/action.html#action-plugins", "Action plugins"),
 }
 
 
