@@ -25,6 +25,7 @@ ARGUMENT_SPEC = {
     }},
     "mode": {"type": "str", "default": "0644"},
 }
+COMPARE_BLOCK = 1 << 20
 
 
 def file_mode(mode: str) -> int:
@@ -40,8 +41,8 @@ def nearest_existing(path: str) -> str:
 
 
 def planned(files: list[dict]) -> list[dict]:
-    """Each file with its absolute path and what is there now (None: nothing). Fails, before anything is written,
-    on two entries for one path, a path that is a directory, and a directory that cannot be made or written."""
+    """Each file with its absolute path and content. Fails, before anything is written, on two entries for one path,
+    a path that is a directory, and a directory that cannot be made or written."""
     out, seen = [], set()
     for entry in files:
         path = os.path.abspath(entry["path"])
@@ -55,12 +56,21 @@ def planned(files: list[dict]) -> list[dict]:
             raise AnsibleActionFail(f"cannot write {path}: {ancestor} is not a directory")
         if not os.access(ancestor, os.W_OK | os.X_OK):
             raise AnsibleActionFail(f"cannot write {path}: no permission to write in {ancestor}")
-        before = None
-        if os.path.exists(path):
-            with open(path, "rb") as current:
-                before = current.read()
-        out.append({"path": path, "content": entry["content"].encode("utf-8"), "before": before})
+        out.append({"path": path, "content": entry["content"].encode("utf-8")})
     return out
+
+
+def same_content(path: str, content: bytes) -> bool:
+    """Whether the file holds exactly ``content``: sizes first, then block by block, never the whole file in memory
+    (a report of 100,000 tags runs to tens of MiB)."""
+    if not os.path.isfile(path) or os.path.getsize(path) != len(content):
+        return False
+    view = memoryview(content)
+    with open(path, "rb") as current:
+        for offset in range(0, len(content), COMPARE_BLOCK):
+            if current.read(COMPARE_BLOCK) != view[offset:offset + COMPARE_BLOCK]:
+                return False
+    return True
 
 
 def replace(path: str, content: bytes, mode: int) -> None:
@@ -79,30 +89,37 @@ def replace(path: str, content: bytes, mode: int) -> None:
         raise
 
 
-def diff_of(item: dict) -> dict:
+def diff_of(path: str, content: bytes) -> dict:
     """Before and after as text, or only the headers when either is over Ansible's diff size limit."""
-    diff = {"before_header": item["path"] if item["before"] is not None else "(absent)", "after_header": item["path"]}
-    if max(len(item["before"] or b""), len(item["content"])) <= C.MAX_FILE_SIZE_FOR_DIFF:
-        diff.update(before=(item["before"] or b"").decode("utf-8", "replace"), after=item["content"].decode("utf-8"))
+    exists = os.path.isfile(path)
+    diff = {"before_header": path if exists else "(absent)", "after_header": path}
+    if max(os.path.getsize(path) if exists else 0, len(content)) <= C.MAX_FILE_SIZE_FOR_DIFF:
+        before = b""
+        if exists:
+            with open(path, "rb") as current:
+                before = current.read()
+        diff.update(before=before.decode("utf-8", "replace"), after=content.decode("utf-8"))
     return diff
 
 
-def write_reports(files: list[dict], mode: str, check_mode: bool) -> tuple[list[dict], list[dict]]:
-    """Write what differs (content or permissions); in check mode only say so. Returns the per-file results and
-    the diffs of the files that change."""
+def write_reports(files: list[dict], mode: str, check_mode: bool,
+                  want_diff: bool = True) -> tuple[list[dict], list[dict]]:
+    """Write what differs (content or permissions); in check mode only say so. Returns the per-file results and,
+    when ``want_diff``, the diffs of the files whose content changes."""
     permissions = file_mode(mode)
     results, diffs = [], []
     for item in planned(files):
-        content_changes = item["content"] != item["before"]
-        changed = content_changes or (os.stat(item["path"]).st_mode & 0o7777) != permissions
+        path, content = item["path"], item["content"]
+        content_changes = not same_content(path, content)
+        changed = content_changes or (os.stat(path).st_mode & 0o7777) != permissions
+        if content_changes and want_diff:
+            diffs.append(diff_of(path, content))  # before the file is replaced
         if changed and not check_mode:
             if content_changes:
-                replace(item["path"], item["content"], permissions)
+                replace(path, content, permissions)
             else:
-                os.chmod(item["path"], permissions)
-        if content_changes:
-            diffs.append(diff_of(item))
-        results.append({"path": item["path"], "changed": changed, "size": len(item["content"])})
+                os.chmod(path, permissions)
+        results.append({"path": path, "changed": changed, "size": len(content)})
     return results, diffs
 
 
@@ -116,11 +133,12 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         _spec, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         try:
-            files, diffs = write_reports(args["files"], args["mode"], bool(self._task.check_mode))
+            files, diffs = write_reports(args["files"], args["mode"], bool(self._task.check_mode),
+                                         want_diff=bool(self._task.diff))
         except OSError as exc:
             where = exc.filename or "a report file"
             raise AnsibleActionFail(f"could not write {where}: {exc.strerror or exc}") from None
         result.update(changed=any(f["changed"] for f in files), files=files)
-        if self._task.diff and diffs:
+        if diffs:
             result["diff"] = diffs
         return result

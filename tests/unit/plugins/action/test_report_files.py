@@ -87,3 +87,13 @@ def test_a_large_file_diffs_by_name_only(tmp_path, monkeypatch):
     monkeypatch.setattr(report_files.C, "MAX_FILE_SIZE_FOR_DIFF", 10)
     _files, diffs = write_reports([entry(tmp_path / "big.json", "x" * 11)], "0644", check_mode=True)
     assert diffs == [{"before_header": "(absent)", "after_header": str(tmp_path / "big.json")}]
+
+
+def test_a_change_of_the_same_size_is_found_block_by_block(tmp_path, monkeypatch):
+    monkeypatch.setattr(report_files, "COMPARE_BLOCK", 4)  # several blocks for a short file
+    target = tmp_path / "r.json"
+    write_reports([entry(target, '{"tag": "v1.0.1"}')], "0644", check_mode=False)
+    assert write_reports([entry(target, '{"tag": "v1.0.1"}')], "0644", check_mode=False)[0][0]["changed"] is False
+    files, diffs = write_reports([entry(target, '{"tag": "v1.0.2"}')], "0644", check_mode=False, want_diff=False)
+    assert files[0]["changed"] is True and diffs == []
+    assert target.read_text() == '{"tag": "v1.0.2"}'
